@@ -137,8 +137,11 @@ class Experiment:
 
     def save_config(self) -> None:
         if distributed.is_chief():
-            with open(os.path.join(self.workdir, CONFIG_FILE), "w") as f:
+            # Write then rename: a kill mid-write must not leave a truncated config.json behind.
+            path = os.path.join(self.workdir, CONFIG_FILE)
+            with open(f"{path}.tmp", "w") as f:
                 f.write(self.config.to_json(indent=2))
+            os.replace(f"{path}.tmp", path)
 
 
 def _load_or_train_tokenizer(config, workdir: str, train_documents) -> tokenizer_lib.Tokenizer:

@@ -3,7 +3,9 @@
 The loop body is "next batch, step, hooks" (progress line, eval, checkpoint). A workdir that already
 holds a checkpoint is resumed: same parameters, optimizer state, data position and random keys, so
 the resumed run continues exactly as the uninterrupted one would have. SIGTERM and Ctrl-C save a
-checkpoint at the next step boundary and return.
+checkpoint at the next step boundary and return; in a multi-process run every process stops at the
+same step (see StopRequest). Everything that can be checked without writing (config, resume
+compatibility, an existing tokenizer) is checked before the workdir is touched.
 """
 
 import os
@@ -15,21 +17,37 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from pretrain_jax import config_validation, distributed, evaluation, experiment, flops, losses, metrics, sharding
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus, pipeline
+from pretrain_jax.data import tokenizer as tokenizer_lib
 
 
 class StopRequest:
-    """Turns SIGTERM / SIGINT into a flag the loop checks at each step boundary."""
+    """Turns SIGTERM / SIGINT into a decision, taken at a step boundary, to save a checkpoint and stop.
+
+    One process: a signal sets a flag that `should_stop(step)` returns. Several processes must stop at
+    the same step (saving is a collective), whichever of them got the signal, so the decision is
+    agreed: with JAX's preemption service (on by default with jax.distributed) SIGTERM is left to it;
+    it tells every process, and `multihost_utils.reached_preemption_sync_point(step)` is True at the
+    same step on all of them. A Ctrl-C is passed on to it as a SIGTERM. Without the service
+    (jax_enable_preemption_service=False) the processes all-gather their flags at every step.
+    """
 
     def __init__(self):
         self.signal_name: str | None = None
         self._previous = {}
+        self._multi_process = False
+        self._preemption_service = False
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        self._multi_process = jax.process_count() > 1
+        self._preemption_service = self._multi_process and bool(jax.config.jax_enable_preemption_service)
+        # JAX's preemption service catches SIGTERM itself; a Python handler would hide it from the service.
+        signals = (signal.SIGINT,) if self._preemption_service else (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -39,6 +57,22 @@ class StopRequest:
             raise KeyboardInterrupt  # A second Ctrl-C stops at once.
         self.signal_name = signal.Signals(signum).name
         logging.warning("%s received: saving a checkpoint at the next step boundary", self.signal_name)
+        if self._preemption_service:
+            os.kill(os.getpid(), signal.SIGTERM)  # A preemption notice the service shares with every process.
+
+    def should_stop(self, step: int) -> bool:
+        """Whether to save and stop after `step`; every process calls it at every step, and all get the same answer."""
+        if not self._multi_process:
+            return self.signal_name is not None
+        if self._preemption_service:
+            if not multihost_utils.reached_preemption_sync_point(step):
+                return False
+            self.signal_name = self.signal_name or "a preemption notice (SIGTERM) to one of the processes"
+            return True
+        flags = multihost_utils.process_allgather(np.int32(self.signal_name is not None))
+        if self.signal_name is None and np.any(flags):
+            self.signal_name = "a signal to another process"
+        return bool(np.any(flags))
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -60,9 +94,13 @@ def _make_loader(exp: experiment.Experiment, documents, *, train: bool, batch_si
     )
 
 
-def _check_workdir_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+def _check_before_writing(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """The checks that need nothing written: a config or tokenizer that cannot work leaves the workdir as it was."""
+    config_validation.validate(config)
     if os.path.exists(os.path.join(workdir, experiment.CONFIG_FILE)):
         config_validation.check_resume_compatible(experiment.load_saved_config(workdir), config)
+    if tokenizer_lib.exists(config.tokenizer, workdir):  # tokenizer.path or the workdir's: is its size the config's?
+        tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
@@ -72,8 +110,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     """
     metrics.quiet_library_logs()
     distributed.initialize(config.mesh)  # Before anything touches a device.
-    config_validation.validate(config)
-    _check_workdir_config(config, workdir)
+    _check_before_writing(config, workdir)
     started = time.time()
     train_docs = corpus.load_documents(config.data, config.data.train_split, workdir)
     eval_docs = corpus.load_documents(config.data, config.data.eval_split, workdir)
@@ -140,7 +177,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
                 last_eval = evaluator.evaluate(state["params"], config.train.eval_steps)
                 logging.info("eval at step %d: %s", step, evaluation.format_metrics(last_eval))
                 writer.write("eval", step, last_eval)
-            if stop.signal_name is not None:
+            if stop.should_stop(step):
                 save(step)
                 logging.info("saved step %d after %s; run the same command to continue", step, stop.signal_name)
                 break

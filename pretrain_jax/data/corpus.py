@@ -102,7 +102,10 @@ def _builtin_split(data_config, split: str) -> list[str]:
 
 
 def prepare_local_text(data_config, data_dir: str) -> local_text_builder.LocalText:
-    """Prepares (once) the array_record copy of `data.files` under `data_dir` and returns its builder."""
+    """Prepares (once) the array_record copy of `data.files` under `data_dir` and returns its builder.
+
+    The files are read before anything is written, so files with no usable text leave `data_dir` untouched.
+    """
     builder = local_text_builder.LocalText(
         files=local_text_builder.expand_paths(data_config.files),
         text_key=data_config.text_key,
@@ -111,6 +114,8 @@ def prepare_local_text(data_config, data_dir: str) -> local_text_builder.LocalTe
         eval_split=data_config.eval_split,
         data_dir=data_dir,
     )
+    if not builder.is_prepared():
+        builder.scan()
     builder.download_and_prepare()
     return builder
 

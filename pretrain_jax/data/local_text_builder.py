@@ -5,9 +5,9 @@ Accepted files:
 - anything else: plain UTF-8 text, documents separated by blank lines.
 
 Files that are empty, binary (a NUL byte in the first 8 KiB) or not valid UTF-8 are skipped with a
-warning naming them (`builder.skipped_files` maps each to the reason); if no file is left, preparing
-fails with an error naming the files. A malformed JSONL line is an error (file and line given), not a
-skip: half-read data would silently change the corpus.
+warning naming them (`builder.skipped_files` maps each to the reason); if no file is left, `scan()`
+fails with an error naming the files, before anything is written. A malformed JSONL line is an error
+(file and line given), not a skip: half-read data would silently change the corpus.
 
 Each document goes to the eval split iff the hash of its text falls below `eval_fraction`
 (pretrain_jax.data.splits), the same rule as the built-in corpus. A split with no documents is not
@@ -147,6 +147,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._eval_fraction = eval_fraction
         self._split_names = (train_split, eval_split)
         self.skipped_files: dict[str, str] = {}
+        self._scanned: tuple[list[str], dict[str, int]] | None = None
         fingerprint = _fingerprint(self._files, text_key, eval_fraction, self._split_names)
         config = tfds.core.BuilderConfig(name=f"files_{fingerprint}", description=f"{len(self._files)} files")
         super().__init__(data_dir=data_dir, config=config, file_format="array_record")
@@ -161,8 +162,13 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             disable_shuffling=True,
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # Nothing to download.
+    def scan(self) -> tuple[list[str], dict[str, int]]:
+        """Reads every file once (writing nothing): (usable paths, documents per split).
+
+        Skipped files are logged and kept in `skipped_files`; if none is usable, a ValueError names them.
+        """
+        if self._scanned is not None:
+            return self._scanned
         usable, counts = [], dict.fromkeys(self._split_names, 0)
         for path in self._files:
             documents = read_documents(path, self._text_key)
@@ -172,15 +178,17 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             usable.append(path)
             for doc in documents:
                 counts[self._split(doc)] += 1
+        skipped = "; ".join(f"{p} ({why})" for p, why in self.skipped_files.items())
         if self.skipped_files:
-            logging.warning(
-                "Skipped %d of %d data.files: %s",
-                len(self.skipped_files),
-                len(self._files),
-                "; ".join(f"{p} ({why})" for p, why in self.skipped_files.items()),
-            )
+            logging.warning("Skipped %d of %d data.files: %s", len(self.skipped_files), len(self._files), skipped)
         if not usable:
-            raise ValueError(f"No usable text in data.files: {self.skipped_files}")
+            raise ValueError(f"No usable text in data.files: all {len(self._files)} file(s) skipped: {skipped}")
+        self._scanned = usable, counts
+        return self._scanned
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Nothing to download.
+        usable, counts = self.scan()
         logging.info("Preparing local text: %s documents per split from %d files.", counts, len(usable))
         # An empty split cannot be written; it is left out, and reading it says so (corpus.py).
         return {name: self._generate_examples(usable, name) for name, n in counts.items() if n > 0}

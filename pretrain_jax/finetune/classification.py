@@ -1,0 +1,317 @@
+"""Fine-tuning a pre-trained workdir for sequence classification: `run(config, workdir) -> results`.
+
+    from configs.finetune import classify
+    config = classify.get_config("tiny")
+    config.init_from, config.dataset = "workdirs/bert_tiny", "imdb_reviews"
+    results = run(config, "/tmp/imdb")        # also written to /tmp/imdb/results.json
+    results["accuracy"], results["macro_f1"]
+
+    # A data-efficiency curve, pre-trained against from scratch (same size, same tokenizer):
+    rows = data_efficiency_curve(config, "/tmp/curve", label_counts=[32, 128, 512], seeds=[0, 1, 2],
+                                 inits=["pretrained", "scratch"])
+
+The architecture and tokenizer always come from `config.init_from`; `config.init` says whether its
+latest checkpoint's weights are loaded ("pretrained") or the same modules start from random weights
+("scratch"), so the two arms of the comparison differ in nothing else. New weights (the head, or
+all of them) are drawn from `fold_in(key(config.seed), 1)`, never the pre-training's own init.
+How each family reads an example and scores the classes is in formats.py. The step is the
+pre-training trainer's (`steps.make_train_step`) with the batch as its own objective: AdamW with
+warm-up and decay (optim.py), dropout keys from `fold_in(seed, step)`, non-finite updates skipped.
+Training is data-parallel on one process (weights replicated on every device). The test split is
+scored only by the final weights (and at `eval_every` for the log): nothing is selected on it.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from pretrain_jax import experiment, models, optim, sharding, steps
+from pretrain_jax import metrics as metrics_lib
+from pretrain_jax.checkpoint import Checkpointer
+from pretrain_jax.config_validation import ConfigError
+from pretrain_jax.data import tokenizer as tokenizer_lib
+from pretrain_jax.finetune import datasets, formats
+from pretrain_jax.finetune import metrics as finetune_metrics
+
+INITS = ("pretrained", "scratch")
+RESULTS_FILE = "results.json"
+_NEW_WEIGHTS_STREAM = 1  # fold_in(key(seed), this): new weights never replay the pre-training's init.
+
+
+@dataclasses.dataclass
+class Pretrained:
+    """What a pre-trained workdir gives fine-tuning."""
+
+    config: ml_collections.ConfigDict  # The pre-training run's config (model, tokenizer, objective).
+    tokenizer: tokenizer_lib.Tokenizer
+    params: nnx.State | None  # The backbone's weights; None with init="scratch".
+    step: int | None  # Checkpoint step the weights come from.
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Checks a fine-tuning config (configs/finetune/classify.py) once; raises a one-line ConfigError."""
+    checks = [
+        (config.init in INITS, f"init={config.init!r}: use one of {INITS}"),
+        (bool(config.init_from), "init_from is empty: give the pre-trained workdir (its architecture and tokenizer"
+                                 " are needed with init='scratch' too)"),
+        (config.seq_len >= 3, f"seq_len={config.seq_len} must be >= 3"),
+        (config.batch_size >= 1 and config.eval_batch_size >= 1, "batch_size and eval_batch_size must be >= 1"),
+        (config.num_steps > 0 or config.epochs > 0, "set num_steps > 0 or epochs > 0"),
+        (config.num_steps >= 0 and config.min_steps >= 0, "num_steps and min_steps must be >= 0"),
+        (config.max_train_examples >= 0 and config.max_test_examples >= 0, "max_*_examples must be >= 0 (0 = all)"),
+        (config.dropout == -1 or 0.0 <= config.dropout < 1.0, f"dropout={config.dropout} must be in [0, 1) or -1"),
+        (config.optim.lr > 0, f"optim.lr={config.optim.lr} must be > 0"),
+        (0.0 <= config.optim.warmup_fraction <= 1.0,
+         f"optim.warmup_fraction={config.optim.warmup_fraction} must be in [0, 1]"),
+        (config.optim.decay in optim.DECAYS, f"optim.decay={config.optim.decay!r}: use one of {optim.DECAYS}"),
+        (config.eval_every >= 0 and config.log_every_steps >= 1, "eval_every must be >= 0, log_every_steps >= 1"),
+        (jax.process_count() == 1, "fine-tuning runs on one process; launch it without jax.distributed"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def load_pretrained(config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None) -> Pretrained:
+    """The pre-training config and tokenizer of `config.init_from`, and with init="pretrained" the
+    backbone weights of its latest good checkpoint (restored data-parallel onto `devices`)."""
+    workdir = config.init_from
+    pretrain_config = experiment.load_saved_config(workdir)
+    if config.init == "scratch":
+        tokenizer = tokenizer_lib.load_or_train(pretrain_config.tokenizer, workdir, None)
+        return Pretrained(pretrain_config, tokenizer, None, None)
+    restore_config = pretrain_config.copy_and_resolve_references()
+    restore_config.mesh.data, restore_config.mesh.fsdp, restore_config.mesh.tensor = -1, 1, 1
+    exp = experiment.Experiment.create(restore_config, workdir, devices=devices)
+    checkpointer = Checkpointer(workdir, keep=pretrain_config.train.keep_checkpoints)
+    try:
+        restored = checkpointer.restore_latest_good(exp.abstract_state())
+    finally:
+        checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: pre-train first, or use init=scratch")
+    step, state, _, _ = restored
+    return Pretrained(pretrain_config, exp.tokenizer, state["params"], step)
+
+
+def backbone_config(config: ml_collections.ConfigDict, pretrained: Pretrained) -> ml_collections.ConfigDict:
+    """The pre-training's model section with fine-tuning's dropout."""
+    model_config = pretrained.config.model.copy_and_resolve_references()
+    if config.dropout != -1:
+        model_config.dropout = model_config.attention_dropout = config.dropout
+    return model_config
+
+
+def build_model(config: ml_collections.ConfigDict, pretrained: Pretrained, fmt, num_classes: int) -> nnx.Module:
+    """The model fine-tuning trains: the backbone (pre-trained or fresh) under the format's head."""
+    spec = models.spec_from_config(backbone_config(config, pretrained), pretrained.tokenizer.vocab_size)
+    rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), _NEW_WEIGHTS_STREAM))
+    with nnx.use_eager_sharding(False):
+        if pretrained.params is None:
+            backbone = models.build_from_spec(spec, rngs=rngs)
+        else:  # Shapes only, then the checkpoint's values: no random init of weights that are replaced.
+            backbone = nnx.eval_shape(lambda: models.build_from_spec(spec, rngs=nnx.Rngs(params=0)))
+            nnx.update(backbone, pretrained.params)
+        model = fmt.init_model(backbone, spec, num_classes, rngs)
+    if pretrained.params is not None and _has_trained_pooler(model, pretrained.config):
+        # BERT fine-tunes the pooler that next-sentence (or sentence-order) prediction trained.
+        nnx.update(model.head.pooler, nnx.state(backbone.nsp_head.pooler))
+    return model
+
+
+def _has_trained_pooler(model: nnx.Module, pretrain_config: ml_collections.ConfigDict) -> bool:
+    head = getattr(model, "head", None)
+    return (pretrain_config.objective.name in ("nsp", "sop") and getattr(head, "pooler", None) is not None
+            and hasattr(model.backbone, "nsp_head"))
+
+
+def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str]):
+    spec = models.spec_from_config(backbone_config(config, pretrained), pretrained.tokenizer.vocab_size)
+    if spec.family != "encoder_decoder" and config.seq_len > spec.max_len:
+        raise ConfigError(f"seq_len={config.seq_len} exceeds the pre-trained model's max_len={spec.max_len}")
+    tokenizer = pretrained.tokenizer
+    prefix = config.task_prefix or f"{task_name(config.dataset)}: "
+    return formats.make_format(spec, tokenizer.specials, config.seq_len, prefix_ids=tokenizer.encode(prefix),
+                               label_ids=[tokenizer.encode(name) for name in label_names])
+
+
+def task_name(dataset: str) -> str:
+    """The default task prefix's name: "glue/sst2:1.0.0" -> "sst2"; local files -> "classify"."""
+    return "classify" if dataset == "files" else dataset.split(":")[0].split("/")[-1]
+
+
+def num_train_steps(config: ml_collections.ConfigDict, num_examples: int) -> int:
+    if config.num_steps > 0:
+        return config.num_steps
+    return max(1, config.min_steps, math.ceil(config.epochs * num_examples / config.batch_size))
+
+
+def example_order(num_examples: int, length: int, seed: int) -> np.ndarray:
+    """`length` example indices: a fresh seeded permutation per epoch, epochs back to back.
+
+    example_order(3, 7, seed) -> e.g. [2 0 1 | 1 2 0 | 0]
+    """
+    epochs = -(-length // num_examples)
+    return np.concatenate([np.random.default_rng([seed, e]).permutation(num_examples) for e in range(epochs)])[:length]
+
+
+def _optim_config(config: ml_collections.ConfigDict, num_steps: int) -> ml_collections.ConfigDict:
+    """Fine-tuning's optim section in the form optim.make_optimizer reads (warm-up as a step count)."""
+    optim_config = config.optim.copy_and_resolve_references()
+    with optim_config.unlocked():
+        optim_config.warmup_steps = round(config.optim.warmup_fraction * num_steps)
+    return optim_config
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[jax.Device] | None = None) -> dict:
+    """Fine-tunes `config.init_from` on `config.dataset`; writes and returns the test results.
+
+    Writes WORKDIR/config.json, metrics.jsonl (progress and eval records) and results.json:
+    accuracy, macro_f1, per_class_f1, confusion_matrix, majority_baseline_accuracy, the number of
+    train / test examples, steps, the init and where it came from. devices: default all.
+    """
+    metrics_lib.quiet_library_logs()
+    validate(config)
+    started = time.time()
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}), devices)
+    shards = sharding.data_parallel_size(mesh)
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % shards:
+            raise ConfigError(f"{key}={config[key]} does not split over the {shards} devices; use a multiple of it")
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, experiment.CONFIG_FILE), "w") as f:
+        f.write(config.to_json(indent=2))
+    data = datasets.load_dataset(config)  # Before the weights: a data error shows in a second.
+    train = data.train.take(datasets.stratified_subset(data.train.labels, config.max_train_examples, config.seed))
+    test = data.test.take(datasets.stratified_subset(data.test.labels, config.max_test_examples, 0))
+    pretrained = load_pretrained(config, devices)
+    fmt = make_format(config, pretrained, data.label_names)
+    model = build_model(config, pretrained, fmt, data.num_classes)
+    graphdef, params = nnx.split(model, nnx.Param)
+
+    num_steps = num_train_steps(config, len(train))
+    tx = optim.make_optimizer(_optim_config(config, num_steps), num_steps)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    params = jax.device_put(params, replicated)
+    state = jax.jit(lambda p: {"step": jnp.int32(0), "params": p, "opt_state": tx.init(p)},
+                    out_shardings=replicated)(params)
+    train_step = jax.jit(steps.make_train_step(lambda _, batch: batch, graphdef, tx, config.seed, {}),
+                         out_shardings=(replicated, replicated), donate_argnums=0)
+    scores_step = jax.jit(lambda p, batch: fmt.scores(nnx.merge(graphdef, p), batch))
+
+    tokenizer = pretrained.tokenizer
+    train_ids, test_ids = tokenizer.encode_batch(train.texts), tokenizer.encode_batch(test.texts)
+
+    def evaluate(params) -> dict:
+        predictions = predict(fmt, scores_step, params, test_ids, config.eval_batch_size, mesh)
+        return finetune_metrics.classification_report(test.labels, predictions, data.label_names)
+
+    logging.info("fine-tuning %s (%s, %s, step %s) on %s: %d train / %d test examples, %d classes, %d steps;"
+                 " set-up %.1fs", config.init_from, pretrained.config.model.family, config.init, pretrained.step,
+                 data.name, len(train), len(test), data.num_classes, num_steps, time.time() - started)
+    writer = metrics_lib.MetricsWriter(workdir)
+    order = example_order(len(train), num_steps * config.batch_size, config.seed)
+    ones = np.ones(config.batch_size, np.float32)
+    history, pending, window_start, train_started = [], [], time.time(), time.time()
+    for step in range(1, num_steps + 1):
+        rows = order[(step - 1) * config.batch_size: step * config.batch_size]
+        batch = fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones)
+        state, step_metrics = train_step(state, sharding.to_global_batch(batch, mesh))
+        pending.append(step_metrics)
+        if step % config.log_every_steps == 0 or step == num_steps:
+            scalars = _train_scalars(pending, time.time() - window_start, config.batch_size)
+            logging.info("finetune step %d/%d | loss %.4f | acc %.3f | %.1f examples/s", step, num_steps,
+                         scalars["loss"], scalars["accuracy"], scalars["examples_per_sec"])
+            writer.write("train", step, scalars)
+            pending, window_start = [], time.time()
+        if config.eval_every and step % config.eval_every == 0 and step < num_steps:
+            report = evaluate(state["params"])
+            history.append({"step": step, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
+            logging.info("finetune eval at step %d: accuracy %.4f, macro-F1 %.4f", step, report["accuracy"],
+                         report["macro_f1"])
+            writer.write("eval", step, history[-1])
+    train_seconds = time.time() - train_started
+    report = evaluate(state["params"])
+    history.append({"step": num_steps, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
+    writer.write("eval", num_steps, history[-1])
+    writer.close()
+    results = {
+        **report,
+        "label_names": list(data.label_names),
+        "dataset": data.name,
+        "num_train_examples": len(train),
+        "train_class_counts": np.bincount(train.labels, minlength=data.num_classes).tolist(),
+        "max_train_examples": config.max_train_examples,
+        "steps": num_steps,
+        "epochs": num_steps * config.batch_size / len(train),
+        "init": config.init,
+        "init_from": config.init_from,
+        "pretrain_step": pretrained.step,
+        "family": pretrained.config.model.family,
+        "pretrain_objective": pretrained.config.objective.name,
+        "num_params": models.param_count(model),
+        "seed": config.seed,
+        "history": history,
+        "train_seconds": train_seconds,
+    }
+    with open(os.path.join(workdir, RESULTS_FILE), "w") as f:
+        json.dump(results, f, indent=2)
+    logging.info("finetune done: accuracy %.4f, macro-F1 %.4f (majority baseline %.4f) on %d test examples; %s",
+                 results["accuracy"], results["macro_f1"], results["majority_baseline_accuracy"], len(test),
+                 os.path.join(workdir, RESULTS_FILE))
+    return results
+
+
+def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]], batch_size: int, mesh) -> np.ndarray:
+    """(N,) predicted class ids, `batch_size` examples per jitted call; the last batch is filled with
+    copies of its first example (every call has one shape) whose predictions are dropped."""
+    predictions = []
+    for start in range(0, len(token_ids), batch_size):
+        chunk = list(token_ids[start: start + batch_size])
+        real = len(chunk)
+        chunk += [chunk[0]] * (batch_size - real)
+        batch = fmt.batch(chunk, np.zeros(batch_size, np.int32), np.ones(batch_size, np.float32))
+        scores = jax.device_get(scores_step(params, sharding.to_global_batch(batch, mesh)))
+        predictions.append(np.argmax(scores[:real], axis=-1))
+    return np.concatenate(predictions).astype(np.int32)
+
+
+def _train_scalars(pending: list[dict], seconds: float, batch_size: int) -> dict[str, float]:
+    fetched = jax.device_get(pending)
+    head = next(k[: -len("/weight_sum")] for k in fetched[0] if k.endswith("/weight_sum"))
+    correct = sum(float(m[f"{head}/correct_sum"]) for m in fetched)
+    weight = sum(float(m[f"{head}/weight_sum"]) for m in fetched)
+    return {
+        "loss": float(np.mean([m["loss"] for m in fetched])),
+        "accuracy": correct / max(weight, 1.0),  # Classes (cls) or label-name tokens (text-to-text lm).
+        "grad_norm": float(np.mean([m["grad_norm"] for m in fetched])),
+        "nonfinite_steps": int(sum(int(m["nonfinite"]) for m in fetched)),
+        "examples_per_sec": len(fetched) * batch_size / max(seconds, 1e-9),
+    }
+
+
+def data_efficiency_curve(config: ml_collections.ConfigDict, workdir: str, label_counts: Sequence[int],
+                          seeds: Sequence[int] = (0,), inits: Sequence[str] = ("pretrained",)) -> list[dict]:
+    """`run` for every (init, label count, seed), each in WORKDIR/<init>_n<count>_seed<seed>; returns
+    one row per run: init, max_train_examples, seed, accuracy, macro_f1, num_train_examples, steps."""
+    rows = []
+    for init in inits:
+        for count in label_counts:
+            for seed in seeds:
+                run_config = config.copy_and_resolve_references()
+                run_config.init, run_config.max_train_examples, run_config.seed = init, count, seed
+                results = run(run_config, os.path.join(workdir, f"{init}_n{count}_seed{seed}"))
+                rows.append({"init": init, "max_train_examples": count, "seed": seed,
+                             **{k: results[k] for k in ("accuracy", "macro_f1", "num_train_examples", "steps")}})
+    return rows

@@ -1,0 +1,272 @@
+"""Labelled text for classification: TFDS datasets by name and local CSV / TSV / JSONL files.
+
+    data = load_dataset(config)            # config: configs/finetune/classify.py
+    data.label_names                       # ('negative', 'positive')
+    data.train.texts[0], data.train.labels[0]
+    subset = stratified_subset(data.train.labels, 100, seed=0)   # indices of 100 examples, every class kept
+
+TFDS datasets are read through `tfds.data_source` (array_record, no TensorFlow) with download=False:
+a dataset that is not prepared is a one-line error, never a download. Label names come from the
+dataset's ClassLabel feature. Files are read whole; their label names are sorted (numerically when
+every label is a number) unless `config.labels` gives the order. Errors are one-line ValueErrors
+naming the file, field or split at fault.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from pretrain_jax.data import corpus, local_text_builder
+
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TfdsTask:
+    """How a known TFDS classification dataset is read."""
+
+    text_keys: tuple[str, ...]
+    label_key: str = "label"
+    train_split: str = "train"
+    test_split: str = "test"
+
+
+# GLUE's test labels are hidden (every label is -1), so its validation split is the test set.
+KNOWN_TFDS = {
+    "glue/sst2": TfdsTask(("sentence",), test_split="validation"),
+    "imdb_reviews": TfdsTask(("text",)),
+    "ag_news_subset": TfdsTask(("title", "description")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    texts: list[str]
+    labels: np.ndarray  # (N,) int32 class ids in [0, num_classes).
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, indices: np.ndarray) -> "Examples":
+        return Examples([self.texts[i] for i in indices], self.labels[indices])
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str  # "glue/sst2", or "files" for local files.
+    label_names: tuple[str, ...]  # Class id -> name.
+    train: Examples
+    test: Examples
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def load_dataset(config) -> Dataset:
+    """The train and test examples that `config` (configs/finetune/classify.py) names."""
+    if not config.dataset:
+        raise ValueError("dataset is empty: give a TFDS name (e.g. glue/sst2) or 'files'")
+    if config.dataset == "files":
+        return _load_files(config)
+    return _load_tfds(config)
+
+
+# ---------------------------------------------------------------------------------------------- TFDS
+
+
+def _load_tfds(config) -> Dataset:
+    name = config.dataset
+    known = KNOWN_TFDS.get(name.split(":")[0])
+    train_split = config.train_split or (known.train_split if known else "train")
+    test_split = config.test_split or (known.test_split if known else "test")
+    data_dir = os.path.expanduser(config.tfds_data_dir) if config.tfds_data_dir else None
+    train_source = _open_tfds(name, train_split, data_dir)
+    text_keys = _split_keys(config.text_keys) or (known.text_keys if known else ())
+    label_key = config.label_key or "label"
+    if not text_keys:
+        raise ValueError(f"dataset {name!r} is not one of {sorted(KNOWN_TFDS)}: set text_keys (and label_key)")
+    label_names = _class_names(train_source, name, label_key)
+    train = _read_source(train_source, f"{name} {train_split}", text_keys, label_key, len(label_names))
+    test = _read_source(_open_tfds(name, test_split, data_dir), f"{name} {test_split}", text_keys, label_key,
+                        len(label_names))
+    return Dataset(name, label_names, train, test)
+
+
+def _open_tfds(name: str, split: str, data_dir: str | None):
+    _register_text_builders()
+    try:
+        # download=False: reading must never start a download and prepare as a side effect.
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(f"Unknown TFDS dataset {name!r} (dataset); known classification sets:"
+                         f" {', '.join(sorted(KNOWN_TFDS))}, or 'files'") from None
+    except Exception as error:  # noqa: BLE001 -- TFDS raises many types; the diagnosis names the cause.
+        raise ValueError(corpus._diagnose_tfds_failure(name, split, data_dir, error)) from None
+
+
+def _register_text_builders() -> None:
+    """TFDS imports its older builders (glue, super_glue, ...) lazily, on first use of `tfds.text`;
+    until then `data_source('glue/sst2')` reports the dataset as unknown."""
+    import tensorflow_datasets.text  # noqa: F401
+
+
+def _class_names(source, name: str, label_key: str) -> tuple[str, ...]:
+    features = source.dataset_info.features
+    if label_key not in features:
+        raise ValueError(f"TFDS dataset {name!r} has no field {label_key!r} (label_key); its fields are"
+                         f" {sorted(features.keys())}")
+    names = getattr(features[label_key], "names", None)
+    if not names:
+        raise ValueError(f"field {label_key!r} of TFDS dataset {name!r} is not a ClassLabel; pick a label field")
+    return tuple(names)
+
+
+def _read_source(source, where: str, text_keys: tuple[str, ...], label_key: str, num_classes: int) -> Examples:
+    texts, labels = [], np.zeros(len(source), np.int32)
+    for index in range(len(source)):
+        example = source[index]
+        missing = [k for k in text_keys if k not in example]
+        if missing:
+            raise ValueError(f"{where} has no field {missing[0]!r} (text_keys); its fields are {sorted(example)}")
+        texts.append(" ".join(local_text_builder.decode_text(example[k]) for k in text_keys))
+        labels[index] = int(example[label_key])
+    if not texts:
+        raise ValueError(f"{where} has no examples")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        bad = int(labels[(labels < 0) | (labels >= num_classes)][0])
+        raise ValueError(f"{where} has label {bad} outside [0, {num_classes}) (unlabelled split, e.g. GLUE's"
+                         " test? use test_split=validation)")
+    return Examples(texts, labels)
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def _load_files(config) -> Dataset:
+    if not config.train_file or not config.test_file:
+        raise ValueError("dataset='files' needs both train_file and test_file")
+    text_keys = _split_keys(config.text_keys) or ("text",)
+    label_key = config.label_key or "label"
+    train_texts, train_labels = read_labelled_file(config.train_file, text_keys, label_key)
+    test_texts, test_labels = read_labelled_file(config.test_file, text_keys, label_key)
+    label_names = tuple(_split_keys(config.labels)) or label_order(train_labels)
+    ids = {label: i for i, label in enumerate(label_names)}
+    if len(ids) != len(label_names):
+        raise ValueError(f"labels={config.labels!r} names a label twice")
+    for path, labels in ((config.train_file, train_labels), (config.test_file, test_labels)):
+        unknown = sorted(set(labels) - set(ids))
+        if unknown:
+            raise ValueError(f"{path} has label {unknown[0]!r}, not one of the labels {list(label_names)}")
+
+    def examples(texts, labels):
+        return Examples(texts, np.asarray([ids[label] for label in labels], np.int32))
+
+    return Dataset("files", label_names, examples(train_texts, train_labels), examples(test_texts, test_labels))
+
+
+def read_labelled_file(path: str, text_keys: tuple[str, ...], label_key: str) -> tuple[list[str], list[str]]:
+    """(texts, label strings) of a .csv / .tsv file with a header row, or of a .jsonl file (one object per line).
+
+    Several text fields are joined with a space. Labels are kept as strings (JSON numbers as written).
+    """
+    kind = FILE_FORMATS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown file type; expected one of {', '.join(FILE_FORMATS)}")
+    if not os.path.exists(path):
+        raise ValueError(f"{path} does not exist")
+    rows = _jsonl_rows(path) if kind == "jsonl" else _delimited_rows(path, "\t" if kind == "tsv" else ",")
+    texts, labels = [], []
+    for where, row in rows:
+        for key in (*text_keys, label_key):
+            if key not in row:
+                raise ValueError(f"{where}: no column {key!r}; its columns are {sorted(row)}")
+        label = row[label_key]
+        label = json.dumps(label) if isinstance(label, bool) else str(label).strip()
+        if not label or label == "None":
+            raise ValueError(f"{where}: empty label in column {label_key!r}")
+        texts.append(" ".join(str(row[k]) for k in text_keys))
+        labels.append(label)
+    if not texts:
+        raise ValueError(f"{path} has no examples (an empty file, or a header row only)")
+    return texts, labels
+
+
+def _delimited_rows(path: str, delimiter: str):
+    with open(path, newline="", encoding="utf-8") as f:
+        # TSV files (GLUE's among them) do not quote: a quote character is text.
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        reader = csv.DictReader(f, delimiter=delimiter, quoting=quoting)
+        for row in reader:
+            if None in row or None in row.values():
+                raise ValueError(f"{path}:{reader.line_num}: {len(reader.fieldnames)} columns in the header,"
+                                 " another number in this row")
+            yield f"{path}:{reader.line_num}", row
+
+
+def _jsonl_rows(path: str):
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}:{line_number}: not valid JSON") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_number}: expected a JSON object per line")
+            yield f"{path}:{line_number}", row
+
+
+def label_order(labels: list[str]) -> tuple[str, ...]:
+    """Distinct labels in a fixed order: numeric when every label is a number, else alphabetical.
+
+    ["pos", "neg", "pos"] -> ("neg", "pos");  ["10", "2", "1"] -> ("1", "2", "10")
+    """
+    distinct = set(labels)
+    try:
+        return tuple(sorted(distinct, key=float))
+    except ValueError:
+        return tuple(sorted(distinct))
+
+
+def _split_keys(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+# ------------------------------------------------------------------------------------------- subsets
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of n examples with every class of `labels` kept and classes in proportion.
+
+    Each class's examples are shuffled by `seed`; the i-th of a class of size m gets priority
+    (i + 0.5) / m, and the n lowest priorities are kept, after one example of every class. So class
+    counts are proportional (within one of n * share), one seed gives nested subsets (the subset of
+    100 holds the subset of 50: a data-efficiency curve adds examples, never swaps them), and other
+    seeds give other subsets. n <= 0 or n >= len(labels): every index.
+
+    labels [0 0 0 0 0 0 1 1], n=4 -> three 0s and one 1.
+    """
+    labels = np.asarray(labels)
+    if n <= 0 or n >= len(labels):
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    if n < len(classes):
+        raise ValueError(f"max_train_examples={n} is fewer than the {len(classes)} classes; every class needs"
+                         " at least one example")
+    rng = np.random.default_rng(seed)
+    order, rank, size = [], [], []
+    for label in classes:
+        members = rng.permutation(np.flatnonzero(labels == label))
+        order.append(members)
+        rank.append(np.arange(len(members)))
+        size.append(np.full(len(members), len(members)))
+    order, rank, size = np.concatenate(order), np.concatenate(rank), np.concatenate(size)
+    tie_break = rng.random(len(order))  # Equal priorities (classes of equal size) in a seeded order.
+    chosen = np.lexsort((tie_break, (rank + 0.5) / size, rank > 0))[:n]
+    return np.sort(order[chosen])

@@ -1,0 +1,145 @@
+"""How each model family reads a classification example and scores the classes.
+
+A format has one signature for every family, so the fine-tuning loop never branches on it:
+
+    model = fmt.init_model(backbone, spec, num_classes, rngs)    # what is trained
+    batch = fmt.batch(token_ids, labels, weights)                  # host numpy ModelBatch, fixed shapes
+    scores = fmt.scores(model, batch)                              # (B, num_classes) float32, inside jit
+
+- `PooledClassifier("cls")` (encoder, ELECTRA): `[CLS] text [SEP]`; BERT's pooler (dense + tanh) on
+  the [CLS] position, then a linear layer (`models.Classifier`, head `cls`).
+- `PooledClassifier("last")` (decoder, two_stream): `text </s>`; a linear layer on the hidden state
+  of the last real token, the only one a causal decoder lets see the whole text.
+- `TextToText` (encoder_decoder), T5-style: the encoder reads `prefix text </s>`, the decoder is
+  trained (teacher forcing, head `lm`) to emit the label's name and `</s>`. It predicts by rank
+  classification: each label name is scored as the decoder target (sum of its tokens' log-probs, EOS
+  included) and the best scores wins, so every prediction is a valid class (free generation could
+  emit a word that is no label).
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pretrain_jax.batch import ModelBatch
+from pretrain_jax.models.classifier import Classifier
+from pretrain_jax.models.spec import ModelSpec
+from pretrain_jax.specials import SpecialIds
+
+POOLING = {"encoder": "cls", "two_stream": "last", "decoder": "last"}
+
+
+def make_format(spec: ModelSpec, specials: SpecialIds, seq_len: int, *, prefix_ids: Sequence[int] = (),
+                label_ids: Sequence[Sequence[int]] = ()):
+    """The format of `spec.family`. prefix_ids / label_ids: encoder_decoder's task prefix and label names."""
+    if spec.family == "encoder_decoder":
+        return TextToText(specials, seq_len, prefix_ids, label_ids)
+    return PooledClassifier(POOLING[spec.family], specials, seq_len)
+
+
+def _rows(token_ids: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-aligned rows -> (tokens (B, length) int32, segment_ids (B, length) int32: 1 on tokens)."""
+    tokens = np.zeros((len(token_ids), length), np.int32)
+    for row, ids in enumerate(token_ids):
+        tokens[row, : len(ids)] = ids
+    lengths = np.asarray([len(ids) for ids in token_ids])
+    return tokens, (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
+
+
+class PooledClassifier:
+    """One pooled hidden state -> a linear layer over the classes (head `cls`).
+
+    pooling="cls", seq_len 6: text [17 52 9 33 40] -> inputs [CLS 17 52 9 33 SEP] (truncated)
+    pooling="last", seq_len 6: text [17 52]        -> inputs [17 52 </s> 0 0 0], pooled at position 2
+    """
+
+    def __init__(self, pooling: str, specials: SpecialIds, seq_len: int):
+        if seq_len < 3:
+            raise ValueError(f"seq_len={seq_len} leaves no room for text next to the special tokens")
+        self.pooling, self.specials, self.seq_len = pooling, specials, seq_len
+
+    def init_model(self, backbone: nnx.Module, spec: ModelSpec, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
+        return Classifier(backbone, spec, num_classes, pooling=self.pooling, rngs=rngs)
+
+    def inputs(self, ids: Sequence[int]) -> list[int]:
+        if self.pooling == "cls":
+            return [self.specials.cls, *ids[: self.seq_len - 2], self.specials.sep]
+        return [*ids[: self.seq_len - 1], self.specials.eos]
+
+    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray) -> ModelBatch:
+        tokens, segment_ids = _rows([self.inputs(ids) for ids in token_ids], self.seq_len)
+        return {
+            "inputs": tokens,
+            "segment_ids": segment_ids,
+            "positions": (np.arange(self.seq_len)[None] * segment_ids).astype(np.int32),
+            "token_type_ids": np.zeros_like(tokens),
+            "cls_targets": np.asarray(labels, np.int32),
+            "cls_weights": np.asarray(weights, np.float32),
+        }
+
+    def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:
+        return model(batch)["cls_logits"]
+
+
+class TextToText:
+    """T5-style: `prefix text </s>` -> the label's name, trained with the decoder's LM loss (head `lm`).
+
+    seq_len 6, prefix [80 81], label names [[40], [41 42]] (targets length 3):
+    text [17 52 9 33] -> encoder_inputs [80 81 17 52 9 </s>];
+    label 1 -> decoder_inputs [0 41 42], lm_targets [41 42 </s>], lm_weights [1 1 1];
+    label 0 -> decoder_inputs [0 40 0],  lm_targets [40 </s> 0],  lm_weights [1 1 0].
+    """
+
+    def __init__(self, specials: SpecialIds, seq_len: int, prefix_ids: Sequence[int],
+                 label_ids: Sequence[Sequence[int]]):
+        if seq_len < len(prefix_ids) + 2:
+            raise ValueError(f"seq_len={seq_len} leaves no room for text after the {len(prefix_ids)}-token prefix")
+        if not label_ids or any(len(ids) == 0 for ids in label_ids):
+            raise ValueError("every label name must encode to at least one token (text-to-text targets)")
+        if len({tuple(ids) for ids in label_ids}) != len(label_ids):
+            raise ValueError("two label names encode to the same tokens; text-to-text cannot tell them apart")
+        self.specials, self.seq_len, self.prefix_ids = specials, seq_len, list(prefix_ids)
+        self.targets_len = max(len(ids) for ids in label_ids) + 1
+        targets, target_segments = _rows([[*ids, specials.eos] for ids in label_ids], self.targets_len)
+        self._targets = targets  # (K, Ld): label name + EOS, per class.
+        self._target_weights = target_segments.astype(np.float32)
+        # Shifted right after the start token 0; the slots past the target are padding.
+        self._decoder_inputs = np.pad(targets[:, :-1], ((0, 0), (1, 0))) * target_segments
+        self._decoder_segment_ids = target_segments
+
+    def init_model(self, backbone: nnx.Module, spec: ModelSpec, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
+        del spec, num_classes, rngs  # The label names are the outputs: nothing new to train.
+        return backbone
+
+    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray) -> ModelBatch:
+        room = self.seq_len - len(self.prefix_ids) - 1
+        rows = [[*self.prefix_ids, *ids[:room], self.specials.eos] for ids in token_ids]
+        encoder_inputs, encoder_segment_ids = _rows(rows, self.seq_len)
+        labels = np.asarray(labels)
+        return {
+            "encoder_inputs": encoder_inputs,
+            "encoder_segment_ids": encoder_segment_ids,
+            "decoder_inputs": self._decoder_inputs[labels],
+            "decoder_segment_ids": self._decoder_segment_ids[labels],
+            "lm_targets": self._targets[labels],
+            "lm_weights": self._target_weights[labels] * np.asarray(weights, np.float32)[:, None],
+        }
+
+    def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:
+        """(B, K): log-likelihood of each label name (+ EOS) as the decoder's output."""
+        encoded = model.encode(batch)
+        rows = batch["encoder_inputs"].shape[0]
+        columns = []
+        for k in range(len(self._targets)):  # K decoder passes over one encoding; K is small.
+            candidate = {
+                "decoder_inputs": jnp.broadcast_to(self._decoder_inputs[k], (rows, self.targets_len)),
+                "decoder_segment_ids": jnp.broadcast_to(self._decoder_segment_ids[k], (rows, self.targets_len)),
+                "encoder_segment_ids": batch["encoder_segment_ids"],
+            }
+            log_probs = jax.nn.log_softmax(model.decode(candidate, encoded), axis=-1)  # (B, Ld, V)
+            target_log_probs = jnp.take_along_axis(log_probs, jnp.asarray(self._targets[k])[None, :, None], axis=-1)
+            columns.append(jnp.sum(target_log_probs[..., 0] * self._target_weights[k], axis=-1))
+        return jnp.stack(columns, axis=-1)

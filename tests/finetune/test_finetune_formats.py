@@ -1,0 +1,67 @@
+"""How each family reads an example: hand-written expected arrays, and text-to-text rank scores."""
+
+import jax
+import numpy as np
+from flax import nnx
+
+from configs.base import get_config
+from pretrain_jax.finetune import formats
+from pretrain_jax.models import build_model, spec_from_config
+from pretrain_jax.specials import SpecialIds
+
+SPECIALS = SpecialIds(vocab_size=100, num_sentinels=4)  # pad 0, eos 1, cls 5, sep 6.
+TEXTS = [[17, 52, 9, 33, 40], [21]]
+
+
+def test_cls_layout_truncates_between_cls_and_sep():
+    batch = formats.PooledClassifier("cls", SPECIALS, 6).batch(TEXTS, np.asarray([1, 0]), np.asarray([1.0, 0.0]))
+    np.testing.assert_array_equal(batch["inputs"], [[5, 17, 52, 9, 33, 6], [5, 21, 6, 0, 0, 0]])
+    np.testing.assert_array_equal(batch["segment_ids"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(batch["positions"], [[0, 1, 2, 3, 4, 5], [0, 1, 2, 0, 0, 0]])
+    np.testing.assert_array_equal(batch["token_type_ids"], np.zeros((2, 6)))
+    np.testing.assert_array_equal(batch["cls_targets"], [1, 0])
+    np.testing.assert_array_equal(batch["cls_weights"], [1.0, 0.0])
+    assert batch["inputs"].dtype == np.int32 and batch["cls_weights"].dtype == np.float32
+
+
+def test_last_token_layout_ends_with_eos():
+    batch = formats.PooledClassifier("last", SPECIALS, 4).batch(TEXTS, np.asarray([0, 1]), np.ones(2))
+    np.testing.assert_array_equal(batch["inputs"], [[17, 52, 9, 1], [21, 1, 0, 0]])
+    np.testing.assert_array_equal(batch["segment_ids"], [[1, 1, 1, 1], [1, 1, 0, 0]])
+
+
+def text_to_text(seq_len=6):
+    return formats.TextToText(SPECIALS, seq_len, prefix_ids=[80, 81], label_ids=[[40], [41, 42]])
+
+
+def test_text_to_text_layout():
+    fmt = text_to_text()
+    batch = fmt.batch([[17, 52, 9, 33], [21]], np.asarray([1, 0]), np.asarray([1.0, 0.5]))
+    np.testing.assert_array_equal(batch["encoder_inputs"], [[80, 81, 17, 52, 9, 1], [80, 81, 21, 1, 0, 0]])
+    np.testing.assert_array_equal(batch["encoder_segment_ids"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(batch["decoder_inputs"], [[0, 41, 42], [0, 40, 0]])
+    np.testing.assert_array_equal(batch["decoder_segment_ids"], [[1, 1, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(batch["lm_targets"], [[41, 42, 1], [40, 1, 0]])
+    np.testing.assert_array_equal(batch["lm_weights"], [[1, 1, 1], [0.5, 0.5, 0]])
+
+
+def test_text_to_text_scores_are_label_log_likelihoods():
+    """Rank scores (one encoding, K decoder passes) equal each label's summed log-probs from a full forward."""
+    c = get_config().model
+    c.family, c.num_layers, c.d_model, c.num_heads, c.d_ff = "encoder_decoder", 2, 32, 4, 64
+    with nnx.use_eager_sharding(False):  # Shapes only, then random values (no op-by-op init: seconds).
+        model = nnx.eval_shape(lambda: build_model(c, SPECIALS.vocab_size, rngs=nnx.Rngs(0)))
+    rng = np.random.default_rng(0)
+    nnx.update(model, jax.tree.map(lambda s: (0.2 * rng.standard_normal(s.shape)).astype(s.dtype), nnx.state(model)))
+    fmt = formats.make_format(spec_from_config(c, SPECIALS.vocab_size), SPECIALS, 8, prefix_ids=[80, 81],
+                              label_ids=[[40], [41, 42], [43]])
+    texts = [[17, 52, 9], [21, 22, 23, 24, 25]]
+    scores = np.asarray(nnx.jit(fmt.scores)(model, fmt.batch(texts, np.zeros(2, np.int32), np.ones(2))))
+    assert scores.shape == (2, 3)
+    forward = nnx.jit(lambda m, batch: jax.nn.log_softmax(m(batch)["lm_logits"], axis=-1))
+    for k in range(3):
+        batch = fmt.batch(texts, np.full(2, k), np.ones(2))
+        log_probs = forward(model, batch)
+        picked = np.take_along_axis(np.asarray(log_probs), batch["lm_targets"][..., None], axis=-1)[..., 0]
+        np.testing.assert_allclose(scores[:, k], (picked * batch["lm_weights"]).sum(-1), rtol=1e-5, atol=1e-5)
+    assert len(set(np.argmax(scores, axis=-1).tolist()) - {0, 1, 2}) == 0

@@ -128,7 +128,8 @@ def test_report_on_fake_run_dirs(tmp_path):
 
     points = scaling_report.collect(str(tmp_path))
     assert len(points.names) == 12 and "d32-steps9999" not in points.names
-    assert points.d.min() == 100 * 32 * 128
+    tiny = bert_mlm.get_config("tiny")
+    assert points.d.min() == 100 * tiny.data.batch_size * tiny.data.seq_len
     summary = scaling_report.report(str(tmp_path), num_bootstrap=10, budgets=[1e15])
     assert summary["loss_fit"]["alpha"]["value"] == pytest.approx(TRUE["alpha"], rel=1e-2)
     assert summary["loss_fit"]["beta"]["value"] == pytest.approx(TRUE["beta"], rel=1e-2)

@@ -18,6 +18,8 @@ from pretrain_jax.research.sweeps import Sweep, axis, choice
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = os.path.join(REPO, "configs", "bert_mlm.py") + ":tiny"
+TINY = sweeps.build_config(BASE, {})
+LAST_STEP = TINY.train.num_steps  # A run whose last eval is at this step is finished.
 
 OBJECTIVES = (
     choice("mlm", {"objective.name": "bert_mlm", "model.family": "encoder"}),
@@ -53,7 +55,8 @@ def test_expand_is_the_product_with_seeds_fastest():
     config = run.config()
     assert (config.seed, config.model.d_model, config.model.family, config.objective.name) == (2, 64, "decoder",
                                                                                               "causal_lm")
-    assert config.train.eval_every == 0 and config.model.num_layers == 4  # untouched keys keep the tiny values
+    # Untouched keys keep the tiny values.
+    assert config.train.eval_every == 0 and config.model.num_layers == TINY.model.num_layers
     assert sweeps.varying_keys(runs) == ["objective.name", "model.family", "model.d_model"]
 
 
@@ -99,9 +102,9 @@ def test_results_aggregate_mean_and_std_over_seeds(tmp_path):
         if run.group == "mlm-d64":
             continue  # never started
         losses[run.name] = 2.0 + 0.1 * i
-        write_eval(run.workdir(root), 600, loss=losses[run.name], accuracy=0.5)
+        write_eval(run.workdir(root), LAST_STEP, loss=losses[run.name], accuracy=0.5)
     with open(os.path.join(runs[0].workdir(root), "metrics.jsonl"), "a") as f:
-        f.write('{"split": "eval", "step": 600, "lo')  # a line cut short by a kill is skipped
+        f.write(f'{{"split": "eval", "step": {LAST_STEP}, "lo')  # a line cut short by a kill is skipped
     rows = {row["group"]: row for row in sweeps.write_results(sweep, runs, root)}
 
     expected = [losses[f"mlm-d32-seed{s}"] for s in range(3)]
@@ -111,7 +114,7 @@ def test_results_aggregate_mean_and_std_over_seeds(tmp_path):
     assert rows["clm-d64"]["runs"] == 2 and rows["clm-d64"]["of"] == 3
     assert rows["clm-d64"]["loss_mean"] == pytest.approx(np.mean([losses["clm-d64-seed0"], losses["clm-d64-seed1"]]))
     assert rows["mlm-d64"]["runs"] == 0 and "loss_mean" not in rows["mlm-d64"]
-    assert rows["mlm-d32"]["tokens"] == 600 * 32 * 128
+    assert rows["mlm-d32"]["tokens"] == LAST_STEP * TINY.data.batch_size * TINY.data.seq_len
     assert 0 < rows["mlm-d32"]["non_embedding_params"] < rows["mlm-d32"]["params"]
     assert rows["mlm-d32"]["non_embedding_params"] < rows["mlm-d64"]["non_embedding_params"]
     assert "eval_batches_mean" not in rows["mlm-d32"]
@@ -153,7 +156,7 @@ def test_print_commands_parse_back_to_each_runs_config(tmp_path, monkeypatch, ca
                               "train.loss_weights": "mlm=1, lm=1"})
     runs = sweeps.expand(sweep)
     root = str(tmp_path / "my root")
-    write_eval(runs[1].workdir(root), 600, loss=2.0)  # finished: no command
+    write_eval(runs[1].workdir(root), LAST_STEP, loss=2.0)  # finished: no command
     monkeypatch.setattr(sys, "argv", ["pretrain-jax", "sweep"])
     assert sweeps.run_sweep(sweep, root, print_commands=True) == []
     lines = capsys.readouterr().out.splitlines()
@@ -172,7 +175,7 @@ def test_run_sweep_trains_only_unfinished_runs_and_resumes(tmp_path, monkeypatch
     sweep = make_sweep(axes=(OBJECTIVES,), seeds=(0, 1))
     runs = sweeps.expand(sweep)
     root = str(tmp_path)
-    write_eval(runs[0].workdir(root), 600, loss=2.0)
+    write_eval(runs[0].workdir(root), LAST_STEP, loss=2.0)
     trained, stops = [], ["clm-seed0"]
 
     def fake_run(config, workdir):

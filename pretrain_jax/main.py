@@ -6,6 +6,7 @@
     pretrain-jax sweep --sweep=configs/sweeps/objectives_tiny.py --workdir=/tmp/objectives [--print_commands]
     pretrain-jax generate --workdir=/tmp/gpt_tiny --prompt "The list" --temperature=0.8 --top_p=0.9
     pretrain-jax finetune --config=configs/finetune/classify.py --config.init_from=/tmp/bert_tiny --workdir=/tmp/sst2
+    pretrain-jax baseline --config=configs/skipgram_bilstm.py:tiny --workdir=/tmp/skipgram_bilstm
 """
 
 import json
@@ -17,10 +18,11 @@ import traceback
 from absl import app, flags
 from ml_collections import config_flags
 
-COMMANDS = ("train", "eval", "fill-mask", "sweep", "generate", "finetune")
+COMMANDS = ("train", "eval", "fill-mask", "sweep", "generate", "finetune", "baseline")
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/bert_mlm.py:tiny (finetune:"
-                                " configs/finetune/classify.py).", lock_config=True)
+                                " configs/finetune/classify.py; baseline: configs/skipgram_bilstm.py).",
+                                lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory of the run: checkpoints, tokenizer, metrics.")
 flags.DEFINE_bool("json", False, "eval: print one JSON object instead of a table.")
 flags.DEFINE_integer("eval_batches", None, "eval: number of held-out batches (default: train.eval_steps).")
@@ -109,6 +111,14 @@ def _run_command(command: str, rest: list[str]) -> None:
 
         results = finetune.run(FLAGS.config, FLAGS.workdir)
         print(json.dumps({k: results[k] for k in ("accuracy", "macro_f1", "num_train_examples", "steps")}))
+    elif command == "baseline":
+        if FLAGS.config is None or "baseline" not in FLAGS.config:
+            _usage_error("baseline needs --config=configs/skipgram_bilstm.py[:tiny] (a config with a baseline section)")
+        from pretrain_jax.baselines import pipeline
+
+        results = pipeline.run(FLAGS.config, FLAGS.workdir)
+        print(json.dumps({k: results[k] for k in ("accuracy", "macro_f1", "majority_baseline_accuracy",
+                                                  "num_train_examples", "num_test_examples")}))
     elif command == "eval":
         from pretrain_jax import evaluation, inference
 

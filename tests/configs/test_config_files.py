@@ -11,6 +11,7 @@ import pytest
 
 from configs import base
 from pretrain_jax import config_validation
+from pretrain_jax.baselines import pipeline
 from pretrain_jax.config_validation import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,6 +35,8 @@ def test_experiment_file_changes_values_only_and_validates(name):
     module = importlib.import_module(f"configs.{name}")
     assert f"--config=configs/{name}.py:tiny" in module.__doc__  # the launch command, CPU variant first
     base_keys = _keys(base.get_config().to_dict())
+    if "baseline" in module.get_config():  # The skip-gram baseline: base.py plus the baseline run's own section.
+        base_keys |= _keys({"baseline": pipeline.default_config().to_dict()})
     for arg in (None, "tiny", *PUBLISHED_ARGS.get(name, [])):
         config = module.get_config(arg)
         assert _keys(config.to_dict()) == base_keys, f"{name}:{arg} adds or drops keys"

@@ -26,12 +26,13 @@ SEQ_LEN, NUM_STEPS = 64, 30
 
 
 def tiny_config_names() -> list[str]:
-    """configs/*.py files whose get_config("tiny") is a variant of their default (base.py is not)."""
+    """configs/*.py files whose get_config("tiny") is a variant of their default (base.py is not), except the
+    skip-gram baseline's (it has a `baseline` section and pre-trains no transformer)."""
     names = []
     for path in sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))):
         module = importlib.import_module(f"configs.{os.path.basename(path)[:-3]}")
         get_config = getattr(module, "get_config", None)
-        if get_config is not None and get_config("tiny") != get_config():
+        if get_config is not None and get_config("tiny") != get_config() and "baseline" not in get_config():
             names.append(module.__name__.split(".")[-1])
     return names
 

@@ -118,7 +118,7 @@ def _compute_optimal_rows(fit: scaling.LossFit, boot: scaling.Bootstrap, budgets
 def markdown(summary: dict) -> str:
     pct = f"{100 * summary['confidence']:.0f}%"
     lines = [f"# Scaling fits of {summary['root']} ({len(summary['runs'])} runs, metric {summary['metric']})", "",
-             "L(N, D) = E + A / N^alpha + B / D^beta (Huber on log residuals, L-BFGS-B); "
+             "L(N, D) = E + A / N^alpha + B / D^beta (Huber on log residuals, BFGS); "
              f"{pct} bootstrap percentile intervals over {summary['bootstrap_samples']} resamples of the runs.", "",
              "| parameter | value | interval |", "|---|---|---|"]
     for name, v in summary["loss_fit"].items():

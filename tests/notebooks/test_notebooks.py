@@ -25,10 +25,26 @@ def registered_objectives() -> list[str]:
     return objectives.registered_names()
 
 
+def objective_ablation_strings() -> list[str]:
+    # Every objective pre-trained and fine-tuned, in the table with its fine-tuning metrics.
+    return ["bert_mlm", "causal_lm", "t5_span_corruption", "accuracy", "macro-F1", "majority-class baseline"]
+
+
+def scaling_law_strings() -> list[str]:
+    # Fitted exponents with bootstrap intervals, synthetic (against the truth) and real, and the optimal split.
+    return ["alpha", "beta", "gamma", "95% interval", "covered", "N_opt", "D_opt", "L(C) fitted"]
+
+
 # (notebook file in notebooks/, function returning the strings its outputs must all mention).
 NOTEBOOKS = [
     ("01_objectives_tour.ipynb", registered_objectives),
+    ("02_pretrain_then_finetune.ipynb", lambda: ["pre-trained encoder", "encoder from scratch", "skip-gram + BiLSTM"]),
+    ("03_objective_ablation.ipynb", objective_ablation_strings),
+    ("04_scaling_laws.ipynb", scaling_law_strings),
 ]
+
+# Notebooks that must show plots: the least number of inline PNG images their outputs hold.
+MIN_IMAGES = {"02_pretrain_then_finetune.ipynb": 1, "03_objective_ablation.ipynb": 1, "04_scaling_laws.ipynb": 4}
 
 
 def output_text(notebook) -> str:
@@ -45,6 +61,13 @@ def output_text(notebook) -> str:
             elif output.output_type == "error":
                 parts.append("\n".join(output.traceback))
     return "\n".join(parts)
+
+
+def image_count(notebook) -> int:
+    """How many PNG images the code cells displayed (inline plots)."""
+    return sum("image/png" in output.get("data", {})
+               for cell in notebook.cells if cell.cell_type == "code"
+               for output in cell.get("outputs", []) if output.output_type in ("display_data", "execute_result"))
 
 
 @pytest.mark.slow
@@ -70,3 +93,7 @@ def test_notebook_runs_and_shows_everything(filename, expected, tmp_path):
     text = output_text(notebook)
     missing = [item for item in expected() if item not in text]
     assert not missing, f"{filename}: outputs never mention {missing}; executed copy in {tmp_path}"
+    images = image_count(notebook)
+    assert images >= MIN_IMAGES.get(filename, 0), (
+        f"{filename}: {images} PNG images in its outputs, expected at least {MIN_IMAGES[filename]}; executed copy in"
+        f" {tmp_path}")

@@ -149,13 +149,7 @@ def get_config(arg=None):
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 1e-4  # Peak learning rate.
     c.optim.warmup_steps = 10_000  # Linear warm-up steps from 0 to the peak.
-    c.optim.decay = "linear"  # After warm-up: "linear" (to end_lr_fraction), "cosine" or "constant".
-    c.optim.end_lr_fraction = 0.0  # Final learning rate as a fraction of the peak.
-    c.optim.weight_decay = 0.01  # Decoupled (AdamW) weight decay; not applied to biases and norms.
-    c.optim.b1 = 0.9  # Adam beta1.
-    c.optim.b2 = 0.999  # Adam beta2.
-    c.optim.eps = 1e-6  # Adam epsilon.
-    c.optim.grad_clip_norm = 1.0  # Clip gradients to this global norm (0 disables).
+    add_adamw_keys(c.optim)
 
     c.train = ml_collections.ConfigDict()
     c.train.num_steps = 1_000_000  # Optimizer steps in the whole run.
@@ -180,3 +174,15 @@ def get_config(arg=None):
     c.mesh.num_processes = 0  # Processes in the run (0 = $JAX_NUM_PROCESSES or the cluster's own).
     c.mesh.process_id = -1  # This process's index (-1 = $JAX_PROCESS_ID or the cluster's own).
     return c
+
+
+def add_adamw_keys(optim: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The optimizer keys pre-training and fine-tuning share (each sets its own lr and warm-up)."""
+    optim.decay = "linear"  # After warm-up: "linear" (to end_lr_fraction), "cosine" or "constant".
+    optim.end_lr_fraction = 0.0  # Final learning rate as a fraction of the peak.
+    optim.weight_decay = 0.01  # Decoupled (AdamW) weight decay; not applied to biases and norms.
+    optim.b1 = 0.9  # Adam beta1.
+    optim.b2 = 0.999  # Adam beta2.
+    optim.eps = 1e-6  # Adam epsilon.
+    optim.grad_clip_norm = 1.0  # Clip gradients to this global norm (0 disables).
+    return optim

@@ -17,6 +17,8 @@ linear decay, 3 epochs, batch 32, dropout 0.1). `tiny` is for a tiny pre-trained
 
 import ml_collections
 
+from configs import base
+
 
 def get_config(arg=None):
     c = ml_collections.ConfigDict()
@@ -48,13 +50,7 @@ def get_config(arg=None):
     c.optim = ml_collections.ConfigDict()
     c.optim.lr = 2e-5  # Peak learning rate.
     c.optim.warmup_fraction = 0.1  # Linear warm-up over this fraction of the train steps.
-    c.optim.decay = "linear"  # After warm-up: "linear" (to end_lr_fraction), "cosine" or "constant".
-    c.optim.end_lr_fraction = 0.0  # Final learning rate as a fraction of the peak.
-    c.optim.weight_decay = 0.01  # Decoupled (AdamW) weight decay; not applied to biases and norms.
-    c.optim.b1 = 0.9  # Adam beta1.
-    c.optim.b2 = 0.999  # Adam beta2.
-    c.optim.eps = 1e-6  # Adam epsilon.
-    c.optim.grad_clip_norm = 1.0  # Clip gradients to this global norm (0 disables).
+    base.add_adamw_keys(c.optim)
 
     c.eval_every = 0  # Steps between test-set evaluations logged during training (0 = only at the end).
     c.log_every_steps = 50  # Steps between progress lines.

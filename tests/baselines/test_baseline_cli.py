@@ -2,13 +2,12 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
+from cli_in_process import run_main
 
 from configs import skipgram_bilstm
-from pretrain_jax import main
 from pretrain_jax.baselines import pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,12 +57,7 @@ def test_cli_trains_and_scores_the_baseline(tmp_path, capsys, monkeypatch):
             "--config.baseline.bilstm.num_epochs=40", "--config.baseline.bilstm.learning_rate=1e-2",
             f"--config.baseline.task.train_file={train_file}", f"--config.baseline.task.test_file={test_file}",
             f"--workdir={workdir}"]
-    monkeypatch.setattr(sys, "argv", args)  # config_flags finds the --config.* overrides in sys.argv.
-    argv = main.FLAGS(args)
-    try:
-        main.main(argv)
-    finally:
-        main.FLAGS.unparse_flags()
+    run_main(args, monkeypatch)
 
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     with open(os.path.join(workdir, pipeline.RESULTS_FILENAME), encoding="utf-8") as f:
@@ -79,12 +73,7 @@ def test_cli_trains_and_scores_the_baseline(tmp_path, capsys, monkeypatch):
 
 def test_cli_without_a_baseline_section_is_a_usage_error(tmp_path, capsys, monkeypatch):
     args = ["pretrain-jax", "baseline", f"--config={REPO}/configs/bert_mlm.py:tiny", f"--workdir={tmp_path}"]
-    monkeypatch.setattr(sys, "argv", args)
-    argv = main.FLAGS(args)
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main.main(argv)
-    finally:
-        main.FLAGS.unparse_flags()
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(args, monkeypatch)
     assert exit_info.value.code == 2
     assert "baseline needs --config=configs/skipgram_bilstm.py" in capsys.readouterr().err

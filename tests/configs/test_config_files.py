@@ -8,6 +8,7 @@ import importlib
 import os
 
 import pytest
+from tiny_configs import project_config
 
 from configs import base
 from pretrain_jax import config_validation
@@ -45,17 +46,6 @@ def test_experiment_file_changes_values_only_and_validates(name):
         module.get_config("huge")
 
 
-def _config(name, arg=None, **overrides):
-    config = importlib.import_module(f"configs.{name}").get_config(arg)
-    for key, value in overrides.items():
-        section, _, leaf = key.rpartition(".")
-        node = config
-        for part in section.split("."):
-            node = node[part]
-        node[leaf] = value
-    return config
-
-
 @pytest.mark.parametrize("name, overrides, message", [
     ("electra", {"model.electra": False}, r"objective.name='electra' needs model.electra=True"),
     ("bert_mlm", {"model.electra": True}, r"model.electra=True trains only with objective.name='electra'"),
@@ -69,11 +59,11 @@ def _config(name, arg=None, **overrides):
 ])
 def test_start_up_validation_names_the_keys(name, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        config_validation.validate(_config(name, **overrides))
+        config_validation.validate(project_config(name, **overrides))
 
 
 def test_electra_settings_live_in_one_place():
-    config = _config("electra")
+    config = project_config("electra")
     assert "disc_weight" not in config.objective.electra and "generator_size_fraction" not in config.objective.electra
     assert config.train.loss_weights == "rtd=50" and config.model.electra
-    assert _config("electra", "electra_small").model.electra_generator_fraction == 0.25
+    assert project_config("electra", "electra_small").model.electra_generator_fraction == 0.25

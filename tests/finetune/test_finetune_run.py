@@ -3,15 +3,15 @@ and pre-trained against from-scratch weights."""
 
 import json
 import os
-import sys
 
 import jax
 import numpy as np
 import pytest
+from cli_in_process import run_main
 from finetune_fixtures import LABELS, finetune_config
 from flax import nnx
 
-from pretrain_jax import inference, main
+from pretrain_jax import inference
 from pretrain_jax.config_validation import ConfigError
 from pretrain_jax.finetune import classification, datasets, formats
 
@@ -82,12 +82,7 @@ def test_decoder_pools_the_last_token_through_the_cli(decoder_workdir, keyword_t
             f"--config.test_file={test_file}", "--config.seq_len=16", "--config.batch_size=16",
             "--config.eval_batch_size=32", "--config.num_steps=40", "--config.dropout=0", "--config.optim.lr=3e-3",
             "--config.init=scratch", f"--workdir={workdir}"]
-    monkeypatch.setattr(sys, "argv", args)  # config_flags finds the --config.* overrides in sys.argv.
-    argv = main.FLAGS(args)
-    try:
-        main.main(argv)
-    finally:
-        main.FLAGS.unparse_flags()
+    run_main(args, monkeypatch)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)

@@ -3,9 +3,10 @@
 import os
 
 import pytest
+from cli_in_process import run_main
 
 from configs.base import get_config
-from pretrain_jax import experiment, generate, inference, main
+from pretrain_jax import experiment, generate, inference
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus
 
@@ -40,11 +41,7 @@ def workdir(tmp_path_factory):
 
 def run_cli(*args: str) -> None:
     """`pretrain-jax generate ARGS` in this process (so it reuses the compiled steps)."""
-    argv = main.FLAGS(["pretrain-jax", "generate", *args])
-    try:
-        main.main(argv)
-    finally:
-        main.FLAGS.unparse_flags()
+    run_main(["pretrain-jax", "generate", *args])
 
 
 def test_generate_text_and_the_cli_stream_the_decoded_tokens(workdir, capsys):

@@ -6,33 +6,20 @@ import sys
 
 import numpy as np
 
-from configs import bert_mlm
 from pretrain_jax.batch import PackedBatch
 
 # The model tests' hand-made ModelBatches and tiny model configs, reused here.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models"))
 from model_fixtures import family_batch, tiny_model_config  # noqa: E402
+from tiny_configs import shrunk_bert_config  # noqa: E402
 
 __all__ = ["family_batch", "random_packed_batch", "step_losses", "tiny_config", "tiny_model_config"]
 
 
 def tiny_config(mesh=(8, 1, 1), **overrides):
-    """bert_mlm:tiny shrunk to a 2-layer width-32 encoder on 8 rows of 32 tokens."""
-    c = bert_mlm.get_config("tiny")
-    c.tokenizer.vocab_size = 512
-    c.tokenizer.num_sentinels = 4
-    c.data.seq_len = 32
-    c.data.batch_size = 8
-    c.data.eval_batch_size = 8
-    c.model.max_len = 32
-    c.model.d_model = 32
-    c.model.d_ff = 64
-    c.model.num_layers = 2
-    c.mesh.data, c.mesh.fsdp, c.mesh.tensor = mesh
-    for key, value in overrides.items():
-        section, name = key.split(".")
-        c[section][name] = value
-    return c
+    """bert_mlm:tiny shrunk to a 2-layer width-32 encoder on 8 rows of 32 tokens, over `mesh`."""
+    data, fsdp, tensor = mesh
+    return shrunk_bert_config(**{"mesh.data": data, "mesh.fsdp": fsdp, "mesh.tensor": tensor, **overrides})
 
 
 def random_packed_batch(config, seed: int = 0) -> PackedBatch:

@@ -7,7 +7,6 @@ process) run `python -m pretrain_jax.main` as a subprocess.
 """
 
 import hashlib
-import importlib
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
-from tiny_configs import tiny_bert_config
+from tiny_configs import project_config, tiny_bert_config
 
 from pretrain_jax import experiment, main
 from pretrain_jax.checkpoint import Checkpointer
@@ -32,15 +31,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
     """configs/<name>.py:tiny with the tiny tokenizer and {dotted key: value} overrides."""
-    config = importlib.import_module(f"configs.{name}").get_config("tiny")
-    overrides = {"tokenizer.vocab_size": 512, "tokenizer.num_sentinels": 4, "data.max_documents": 300, **overrides}
-    for key, value in overrides.items():
-        section, _, leaf = key.rpartition(".")
-        node = config
-        for part in section.split("."):
-            node = node[part]
-        node[leaf] = value
-    return config
+    tiny_tokenizer = {"tokenizer.vocab_size": 512, "tokenizer.num_sentinels": 4, "data.max_documents": 300}
+    return project_config(name, "tiny", **{**tiny_tokenizer, **overrides})
 
 
 def run_train(monkeypatch, capsys, config, workdir) -> tuple[int, list[str]]:

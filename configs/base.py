@@ -141,8 +141,9 @@ def get_config(arg=None):
     c.model.activation = "auto"  # MLP: "gelu", "gelu_tanh", "relu", "auto" (T5 relu, GPT-2 gelu_tanh, else gelu).
     c.model.embed_dim = 0  # Token-embedding width (0 = d_model); else projected to d_model (ALBERT, ELECTRA).
     c.model.init_std = 0.02  # Std of the normal initialisation of kernels and embeddings.
-    c.model.relative_attention_num_buckets = 32  # encoder_decoder: T5 relative-position buckets (per head).
-    c.model.relative_attention_max_distance = 128  # encoder_decoder: distance (tokens) where buckets end.
+    c.model.position_encoding = "auto"  # "learned", "relative" (T5 bias), "alibi" (encoder) or "auto" (see spec.py).
+    c.model.relative_attention_num_buckets = 32  # Relative positions: T5 relative-position buckets (per head).
+    c.model.relative_attention_max_distance = 128  # Relative positions: distance (tokens) where buckets end.
     c.model.electra = False  # encoder: build ELECTRA's generator + discriminator pair (rtd_logits).
     c.model.electra_generator_fraction = 0.25  # ELECTRA generator width, MLP width and heads / discriminator's.
 

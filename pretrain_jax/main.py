@@ -89,6 +89,9 @@ def main(argv: list[str]) -> None:
         _usage_error(f"expected a command, one of {', '.join(COMMANDS)}")
     if not FLAGS.workdir:
         _usage_error("--workdir is required")
+    from pretrain_jax import metrics
+
+    metrics.quiet_library_logs()  # Every command: orbax's INFO lines would bury what it prints.
     try:
         _run_command(argv[1], argv[2:])
     except Exception as error:

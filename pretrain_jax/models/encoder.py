@@ -1,4 +1,9 @@
-"""BERT-like encoder: embeddings -> N blocks (post-LN by default) -> masked-LM and NSP/SOP heads."""
+"""BERT-like encoder: embeddings -> N blocks (post-LN by default) -> masked-LM and NSP/SOP heads.
+
+Token order comes from BERT's learned position table (spec.position_encoding="learned"), or from a
+bias on every layer's attention logits: T5's bucketed relative bias ("relative", one learned table
+shared by the layers) or ALiBi's fixed -slope * distance ("alibi", as MosaicBERT).
+"""
 
 import jax
 from flax import nnx
@@ -7,6 +12,7 @@ from pretrain_jax.batch import ModelBatch
 from pretrain_jax.models.heads import ClassificationHead, MlmHead, gather
 from pretrain_jax.models.layers import Embeddings, Stack
 from pretrain_jax.models.masks import segment_mask
+from pretrain_jax.models.relative_position import RelativePositionBias, alibi_bias
 from pretrain_jax.models.spec import ModelSpec
 
 
@@ -21,7 +27,11 @@ class Encoder(nnx.Module):
     segment_key = "segment_ids"
 
     def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
-        self.embeddings = Embeddings(spec, positions=True, token_types=True, rngs=rngs)
+        self.position_encoding = spec.position_encoding
+        self.num_heads = spec.num_heads
+        self.embeddings = Embeddings(spec, positions=spec.position_encoding == "learned", token_types=True, rngs=rngs)
+        self.relative_bias = (RelativePositionBias(spec, bidirectional=True, rngs=rngs)
+                              if spec.position_encoding == "relative" else None)
         self.stack = Stack(spec, in_dim=spec.embed_dim, rngs=rngs)
         self.mlm_head = MlmHead(spec, rngs=rngs)
         self.nsp_head = ClassificationHead(spec, 2, pooling="cls", rngs=rngs)
@@ -30,7 +40,15 @@ class Encoder(nnx.Module):
         """-> hidden states (B, L, D)."""
         segment_ids = batch["segment_ids"]
         x = self.embeddings(batch["inputs"], batch["positions"], batch.get("token_type_ids"), rngs=rngs)
-        return self.stack(x, segment_mask(segment_ids, segment_ids), rngs=rngs)
+        return self.stack(x, segment_mask(segment_ids, segment_ids), bias=self._position_bias(x.shape[1]), rngs=rngs)
+
+    def _position_bias(self, length: int) -> jax.Array | None:
+        """(1, H, L, L) float32 added to attention logits, or None with learned positions."""
+        if self.position_encoding == "relative":
+            return self.relative_bias(length, length)
+        if self.position_encoding == "alibi":
+            return alibi_bias(self.num_heads, length, length)
+        return None
 
     def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
         hidden = self.encode(batch, rngs=rngs)

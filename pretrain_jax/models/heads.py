@@ -10,6 +10,8 @@ from flax import nnx
 from pretrain_jax.models.layers import Dense, Norm, TokenEmbedding, activate, dropout, make_param
 from pretrain_jax.models.spec import ModelSpec
 
+POOLINGS = ("cls", "last", "mean")
+
 
 def gather(hidden: jax.Array, positions: jax.Array) -> jax.Array:
     """hidden: (B, L, D), positions: (B, P) int32 -> (B, P, D)."""
@@ -43,13 +45,14 @@ class ClassificationHead(nnx.Module):
     """Sequence classification from one position: NSP/SOP (n = 2) and fine-tuning.
 
     pooling="cls": BERT's pooler (dense + tanh) on position 0 ([CLS]), then dropout and a linear
-    layer; pooling="last": the last non-padding token (GPT-style), then dropout and a linear layer.
+    layer; pooling="last": the last non-padding token (GPT-style); pooling="mean": the average over
+    the non-padding tokens (Sentence-BERT); both then dropout and a linear layer.
     hidden: (B, L, D), segment_ids: (B, L) -> logits (B, num_classes) float32.
     """
 
     def __init__(self, spec: ModelSpec, num_classes: int, *, pooling: str = "cls", rngs: nnx.Rngs):
-        if pooling not in ("cls", "last"):
-            raise ValueError(f"pooling={pooling!r}; expected 'cls' or 'last'")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}; expected one of {POOLINGS}")
         self.pooling = pooling
         self.pooler = (Dense(spec.d_model, spec.d_model, ("embed", "mlp"), spec, rngs=rngs, use_bias=True)
                        if pooling == "cls" else None)
@@ -60,6 +63,10 @@ class ClassificationHead(nnx.Module):
     def __call__(self, hidden: jax.Array, segment_ids: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         if self.pooling == "cls":
             pooled = jnp.tanh(self.pooler(hidden[:, 0]))
+        elif self.pooling == "mean":
+            real = (segment_ids > 0)[..., None].astype(jnp.float32)
+            pooled = (jnp.sum(hidden.astype(jnp.float32) * real, axis=1) / jnp.maximum(real.sum(axis=1), 1.0))
+            pooled = pooled.astype(hidden.dtype)
         else:
             pooled = gather(hidden, last_token_index(segment_ids)[:, None])[:, 0]
         pooled = dropout(pooled, self.rate, rngs)

@@ -20,6 +20,10 @@ REMATS = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable")
 _AUTO_NORM = {"encoder_decoder": "rmsnorm"}
 _AUTO_POSITION = {"encoder": "post", "two_stream": "post", "decoder": "pre", "encoder_decoder": "pre"}
 _AUTO_ACTIVATION = {"encoder_decoder": "relu", "decoder": "gelu_tanh"}
+# Where token order comes from: a learned absolute table, T5's bucketed relative bias, or ALiBi's
+# fixed distance penalty.
+POSITION_ENCODINGS = {"encoder": ("learned", "relative", "alibi"), "decoder": ("learned",), "two_stream": ("learned",),
+                      "encoder_decoder": ("relative",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +36,7 @@ class ModelSpec:
     d_ff: int
     dropout: float  # Residual-branch and embedding dropout.
     attention_dropout: float  # Dropout on attention probabilities.
-    max_len: int  # Learned position table size (unused by encoder_decoder, which is relative).
+    max_len: int  # Learned position table size (unused with relative positions).
     type_vocab_size: int  # Token-type table size (encoder only; 0 = none).
     embed_dim: int  # Token-embedding width; projected to d_model when different.
     norm: str  # "layernorm" or "rmsnorm".
@@ -48,6 +52,7 @@ class ModelSpec:
     electra: bool
     electra_generator_fraction: float
     remat: str = "none"  # One of REMATS; "none" keeps every activation.
+    position_encoding: str = "learned"  # "learned" (absolute table), "relative" (T5 bias) or "alibi".
 
     @property
     def head_dim(self) -> int:
@@ -84,6 +89,8 @@ def spec_from_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelSp
         raise ValueError("model.electra_generator_fraction must be in (0, 1]")
     if cfg.get("remat", "none") not in REMATS:
         raise ValueError(f"model.remat={cfg.remat!r}; expected one of {REMATS}")
+    position_encoding = _choose(cfg.get("position_encoding", "auto"), POSITION_ENCODINGS[family][0],
+                                POSITION_ENCODINGS[family], "position_encoding")
     position = _choose(cfg.norm_position, _AUTO_POSITION[family], ("pre", "post"), "norm_position")
     spec = ModelSpec(
         family=family,
@@ -110,6 +117,7 @@ def spec_from_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelSp
         electra=cfg.electra,
         electra_generator_fraction=cfg.electra_generator_fraction,
         remat=cfg.get("remat", "none"),  # Configs saved before the key existed: "none".
+        position_encoding=position_encoding,
     )
     generator = spec.scaled(spec.electra_generator_fraction)
     if spec.electra and generator.d_model % generator.num_heads:

@@ -1,5 +1,7 @@
-"""BERT-like encoder: shapes, document isolation in packed rows, bfloat16, trainability."""
+"""BERT-like encoder: shapes, document isolation in packed rows, bfloat16, trainability; with learned
+absolute positions (BERT), T5's relative position bias and ALiBi."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -27,9 +29,9 @@ def encoder_batch(seed=0, nsp=True):
     return batch
 
 
-@pytest.fixture(scope="module")
-def model():
-    return build_tiny("encoder")
+@pytest.fixture(scope="module", params=["learned", "relative", "alibi"])
+def model(request):
+    return build_tiny("encoder", position_encoding=request.param)
 
 
 def test_output_shapes_and_dtypes(model):
@@ -60,6 +62,35 @@ def test_documents_and_padding_are_isolated(model):
     inputs[0, PAD] = rng.integers(13, VOCAB, 5)
     hidden3 = encode(model, dict(batch, inputs=jnp.asarray(inputs)))
     np.testing.assert_allclose(hidden3[0, :11], hidden[0, :11], atol=1e-6)
+
+
+def test_a_document_reads_the_same_anywhere_in_a_row(model):
+    """Positions restart per document (learned) or are offsets (relative): where a document is packed
+    does not change its hidden states."""
+    rng = np.random.default_rng(2)
+    doc, other = rng.integers(13, VOCAB, 5), rng.integers(13, VOCAB, 4)
+    inputs = np.zeros((2, 16), np.int32)
+    inputs[0, :5], inputs[1, :4], inputs[1, 4:9] = doc, other, doc
+    segment_ids = np.zeros((2, 16), np.int32)
+    segment_ids[0, :5], segment_ids[1, :4], segment_ids[1, 4:9] = 1, 1, 2
+    positions = np.zeros((2, 16), np.int32)
+    positions[0, :5], positions[1, :4], positions[1, 4:9] = np.arange(5), np.arange(4), np.arange(5)
+    batch = {"inputs": jnp.asarray(inputs), "segment_ids": jnp.asarray(segment_ids),
+             "positions": jnp.asarray(positions), "token_type_ids": jnp.zeros((2, 16), jnp.int32)}
+    hidden = np.asarray(encode(model, batch))
+    np.testing.assert_allclose(hidden[1, 4:9], hidden[0, :5], atol=1e-5)
+
+
+def test_relative_positions_replace_the_table():
+    model = build_tiny("encoder", position_encoding="relative")
+    assert model.embeddings.position is None and model.relative_bias.table.shape == (32, 4)
+    assert build_tiny("encoder").relative_bias is None
+    alibi = build_tiny("encoder", position_encoding="alibi")  # Fixed biases: no position parameters at all.
+    assert alibi.embeddings.position is None and alibi.relative_bias is None
+    parameters = lambda m: sum(x.size for x in jax.tree.leaves(nnx.state(m, nnx.Param)))  # noqa: E731
+    assert parameters(build_tiny("encoder")) - parameters(alibi) == 32 * 32  # The (max_len, d_model) table.
+    with pytest.raises(ValueError, match="position_encoding='relative'; expected 'auto' or one of"):
+        build_tiny("decoder", position_encoding="relative")
 
 
 def test_bfloat16_with_factorized_embedding():

@@ -1,11 +1,9 @@
-"""T5-like encoder-decoder: relative buckets, causal decoder, cross-attention by document, sentinels."""
+"""T5-like encoder-decoder: shapes, causal decoder, cross-attention by document, sentinels."""
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from model_fixtures import VOCAB, build_family, family_batch, forward, replace_tokens
-
-from pretrain_jax.models.encoder_decoder import relative_position_bucket
 
 
 @pytest.fixture(scope="module")
@@ -15,18 +13,6 @@ def model():
 
 def logits(model, batch):
     return np.asarray(forward(model, batch)["lm_logits"])
-
-
-def test_relative_position_buckets():
-    rel = jnp.array([-1, 0, 1, 7, 8, 20, 500, -9, -500])
-    got = relative_position_bucket(rel, bidirectional=True, num_buckets=32, max_distance=128)
-    np.testing.assert_array_equal(got, [1, 0, 17, 23, 24, 26, 31, 8, 15])
-    rel = -jnp.array([0, 1, 15, 16, 17, 40, 127, 128, 1000])
-    got = relative_position_bucket(rel, bidirectional=False, num_buckets=32, max_distance=128)
-    np.testing.assert_array_equal(got, [0, 1, 15, 16, 16, 23, 31, 31, 31])
-    # Keys after the query all share bucket 0 in the causal direction.
-    np.testing.assert_array_equal(
-        relative_position_bucket(jnp.array([1, 5]), bidirectional=False, num_buckets=32, max_distance=128), [0, 0])
 
 
 def test_shape_and_sentinels(model):

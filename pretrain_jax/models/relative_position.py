@@ -1,0 +1,85 @@
+"""T5's relative position bias: attention logits get a learned scalar per (distance bucket, head).
+
+Used by the encoder-decoder (always) and by the encoder with model.position_encoding="relative".
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from pretrain_jax.models.layers import make_param
+from pretrain_jax.models.spec import ModelSpec
+
+
+def relative_position_bucket(relative_position: jax.Array, *, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> jax.Array:
+    """T5's bucketing of relative_position = key index - query index (int32, any shape).
+
+    Half the buckets (per direction when bidirectional) are exact small distances; the rest grow
+    logarithmically up to max_distance, beyond which everything shares the last bucket. A causal
+    decoder only sees keys at or before the query, so it keeps one direction with all buckets.
+    Example (bidirectional, 32 buckets, max 128): -1 -> 1, 0 -> 0, 1 -> 17, 20 -> 26, 500 -> 31.
+    """
+    distance = -relative_position
+    bucket = jnp.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        bucket = bucket + (distance < 0).astype(jnp.int32) * num_buckets
+        distance = jnp.abs(distance)
+    else:
+        distance = jnp.maximum(distance, 0)
+    max_exact = num_buckets // 2
+    log_ratio = jnp.log(jnp.maximum(distance, 1).astype(jnp.float32) / max_exact) / math.log(
+        max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).astype(jnp.int32)
+    large = jnp.minimum(large, num_buckets - 1)
+    return bucket + jnp.where(distance < max_exact, distance, large)
+
+
+class RelativePositionBias(nnx.Module):
+    """A learned scalar per (bucket, head), added to attention logits; one table per stack, shared by
+    its layers (as T5). Distances are row offsets, equal to in-document offsets for every pair a
+    packed row lets attend. -> (1, H, Lq, Lk) float32."""
+
+    def __init__(self, spec: ModelSpec, *, bidirectional: bool, rngs: nnx.Rngs):
+        self.bidirectional = bidirectional
+        self.num_buckets = spec.relative_attention_num_buckets
+        self.max_distance = spec.relative_attention_max_distance
+        self.table = make_param(rngs, nnx.initializers.normal(spec.init_std),
+                                (self.num_buckets, spec.num_heads), ("relpos", "heads"), spec.param_dtype)
+
+    def __call__(self, q_len: int, k_len: int) -> jax.Array:
+        return self.between(jnp.arange(q_len)[None], k_len)
+
+    def between(self, query_positions: jax.Array, k_len: int) -> jax.Array:
+        """query_positions: (1|B, Lq) int32 against keys 0 .. k_len - 1 -> (1|B, H, Lq, Lk) float32."""
+        relative = jnp.arange(k_len)[None, None, :] - query_positions[:, :, None]  # (1|B, Lq, Lk)
+        buckets = relative_position_bucket(relative, bidirectional=self.bidirectional,
+                                           num_buckets=self.num_buckets, max_distance=self.max_distance)
+        bias = self.table[...].astype(jnp.float32)[buckets]  # (1|B, Lq, Lk, H)
+        return jnp.transpose(bias, (0, 3, 1, 2))
+
+
+def alibi_slopes(num_heads: int) -> jax.Array:
+    """ALiBi's head slopes (Press et al., 2022): the geometric sequence 2^(-8/H), 2^(-16/H), ..., 2^-8.
+
+    For a number of heads that is not a power of two, the paper's rule: the slopes of the next lower
+    power of two, then every other slope of twice that many. 4 heads -> [1/4, 1/16, 1/64, 1/256].
+    """
+
+    def powers(n):
+        return [2.0 ** (-8.0 * (i + 1) / n) for i in range(n)]
+
+    lower = 2 ** math.floor(math.log2(num_heads))
+    slopes = powers(lower) + powers(2 * lower)[0::2][: num_heads - lower]
+    return jnp.asarray(slopes, jnp.float32)
+
+
+def alibi_bias(num_heads: int, q_len: int, k_len: int) -> jax.Array:
+    """Symmetric ALiBi for a bidirectional encoder (as MosaicBERT): -slope_h * |key - query|, no
+    parameters. Distances are row offsets, equal to in-document offsets for every pair a packed row
+    lets attend. -> (1, H, Lq, Lk) float32."""
+    distance = jnp.abs(jnp.arange(k_len)[None, :] - jnp.arange(q_len)[:, None]).astype(jnp.float32)
+    return (-alibi_slopes(num_heads)[:, None, None] * distance[None])[None]

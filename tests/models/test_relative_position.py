@@ -1,0 +1,28 @@
+"""Position biases on attention logits: T5's relative buckets and ALiBi's slopes (golden values)."""
+
+import jax.numpy as jnp
+import numpy as np
+
+from pretrain_jax.models.relative_position import alibi_bias, alibi_slopes, relative_position_bucket
+
+
+def test_relative_position_buckets():
+    rel = jnp.array([-1, 0, 1, 7, 8, 20, 500, -9, -500])
+    got = relative_position_bucket(rel, bidirectional=True, num_buckets=32, max_distance=128)
+    np.testing.assert_array_equal(got, [1, 0, 17, 23, 24, 26, 31, 8, 15])
+    rel = -jnp.array([0, 1, 15, 16, 17, 40, 127, 128, 1000])
+    got = relative_position_bucket(rel, bidirectional=False, num_buckets=32, max_distance=128)
+    np.testing.assert_array_equal(got, [0, 1, 15, 16, 16, 23, 31, 31, 31])
+    # Keys after the query all share bucket 0 in the causal direction.
+    np.testing.assert_array_equal(
+        relative_position_bucket(jnp.array([1, 5]), bidirectional=False, num_buckets=32, max_distance=128), [0, 0])
+
+
+def test_alibi_slopes_and_bias():
+    # Powers of two: 2^(-8/H) ... 2^-8; 6 heads: the 4-head slopes, then the odd ones of 8 heads.
+    np.testing.assert_allclose(alibi_slopes(4), [2**-2, 2**-4, 2**-6, 2**-8])
+    np.testing.assert_allclose(alibi_slopes(8), [2.0**-k for k in range(1, 9)])
+    np.testing.assert_allclose(alibi_slopes(6), [2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3])
+    bias = alibi_bias(4, 3, 3)
+    assert bias.shape == (1, 4, 3, 3)
+    np.testing.assert_allclose(bias[0, 0], [[0, -0.25, -0.5], [-0.25, 0, -0.25], [-0.5, -0.25, 0]])

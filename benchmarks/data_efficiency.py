@@ -17,14 +17,15 @@ and each seed, three models:
 
 Every model takes the same number of optimizer steps on its N examples, max(--min-steps, --epochs x
 N / --batch-size) (default max(400, 20 N / 16)): with a few dozen labels a fixed number of epochs
-would be a few steps, too few for any model to fit them (few-sample BERT fine-tuning also needs
-many more steps than the usual 3 epochs: Mosbach et al. 2021, Zhang et al. 2021). Fine-tuning:
-AdamW at --lr (1e-3, configs/finetune/classify.py:tiny's rate) with 10% warm-up and linear decay,
-dropout 0.1, weight decay 0.01, batch 16, rows of min(128, the model's max_len) tokens. The rate and
-step counts were chosen on a 2-layer tiny encoder at N=640, one seed: at 1e-4 both transformer arms
-stayed at the majority class for 400 steps, at 5e-4 they still under-fitted the 640 examples after
-400 steps (train accuracy 0.57-0.67). The BiLSTM keeps configs/skipgram_bilstm.py's settings (Adam
-at 2e-3, 128 units, dropout 0.3) with the same batch size, and enough epochs for the same steps.
+would be a few steps, too few for any model to fit them (few-sample BERT fine-tuning also needs many
+more steps than the usual 3 epochs: Mosbach et al. 2021, Zhang et al. 2021). Fine-tuning: AdamW at
+--lr (1e-3, configs/finetune/classify.py:tiny's rate) with 10% warm-up and linear decay, --pooling
+(default: BERT's pooler on [CLS]), dropout 0.1, weight decay 0.01, batch 16, rows of min(128, the
+model's max_len) tokens. The rate and step counts were chosen on a 2-layer tiny encoder at N=640,
+one seed: at 1e-4 both transformer arms stayed at the majority class for 400 steps, at 5e-4 they
+still under-fitted the 640 examples after 400 steps (train accuracy 0.57-0.67). The BiLSTM keeps
+configs/skipgram_bilstm.py's settings (Adam at 2e-3, 128 units, dropout 0.3) with the same batch
+size, and enough epochs for the same steps.
 Scores: accuracy and macro-F1 on the whole test split, by the final weights (nothing is selected on
 it). About 14k fine-tuning steps, 7k BiLSTM steps and one skip-gram run in all.
 
@@ -80,6 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         f"{DEFAULTS['min_steps']})")
     parser.add_argument("--batch-size", type=int, default=16, help="examples per step (a multiple of the devices)")
     parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning peak learning rate (AdamW)")
+    parser.add_argument("--pooling", default="auto", help="the transformers' pooling (configs/finetune/classify.py): "
+                        "auto (an encoder's [CLS] + pooler) or mean (the average of every token's state)")
     parser.add_argument("--fortunes-dir", default=fortunes.FORTUNES_DIR, help="directory of the fortune files")
     args = parser.parse_args(argv)
     args.out = os.path.abspath(args.out)  # Paths in the saved settings must not depend on the working directory.
@@ -105,6 +108,7 @@ def finetune_config(args, task: fortunes.FortunesTask, pretrain_config):
     c.epochs, c.min_steps = args.epochs, args.min_steps
     c.dropout = 0.1
     c.optim.lr = args.lr
+    c.pooling = args.pooling
     c.log_every_steps = 100
     return c
 

@@ -45,6 +45,7 @@ def get_config(arg=None):
     c.epochs = 3.0  # Passes over the training examples (used when num_steps = 0).
     c.num_steps = 0  # Train steps (0 = ceil(epochs * examples / batch_size), at least min_steps).
     c.min_steps = 0  # With num_steps = 0: train at least this many steps (small labelled sets).
+    c.pooling = "auto"  # "auto" (encoder: "cls", BERT's pooler on [CLS]; decoder, two_stream: "last") or "mean".
     c.dropout = 0.1  # Dropout on residual branches, attention and the pooled vector (-1 = the pre-training's).
 
     c.optim = ml_collections.ConfigDict()

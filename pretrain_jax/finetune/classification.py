@@ -43,6 +43,7 @@ from pretrain_jax.config_validation import ConfigError
 from pretrain_jax.data import tokenizer as tokenizer_lib
 from pretrain_jax.finetune import datasets, formats
 from pretrain_jax.finetune import metrics as finetune_metrics
+from pretrain_jax.models.heads import POOLINGS
 
 INITS = ("pretrained", "scratch")
 RESULTS_FILE = "results.json"
@@ -66,6 +67,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         (bool(config.init_from), "init_from is empty: give the pre-trained workdir (its architecture and tokenizer"
                                  " are needed with init='scratch' too)"),
         (config.seq_len >= 3, f"seq_len={config.seq_len} must be >= 3"),
+        (config.pooling in ("auto", *POOLINGS), f"pooling={config.pooling!r}: use 'auto' or one of {POOLINGS}"),
         (config.batch_size >= 1 and config.eval_batch_size >= 1, "batch_size and eval_batch_size must be >= 1"),
         (config.num_steps > 0 or config.epochs > 0, "set num_steps > 0 or epochs > 0"),
         (config.num_steps >= 0 and config.min_steps >= 0, "num_steps and min_steps must be >= 0"),
@@ -143,7 +145,7 @@ def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label
     tokenizer = pretrained.tokenizer
     prefix = config.task_prefix or f"{task_name(config.dataset)}: "
     return formats.make_format(spec, tokenizer.specials, config.seq_len, prefix_ids=tokenizer.encode(prefix),
-                               label_ids=[tokenizer.encode(name) for name in label_names])
+                               label_ids=[tokenizer.encode(name) for name in label_names], pooling=config.pooling)
 
 
 def task_name(dataset: str) -> str:

@@ -8,6 +8,9 @@ A format has one signature for every family, so the fine-tuning loop never branc
 
 - `PooledClassifier("cls")` (encoder, ELECTRA): `[CLS] text [SEP]`; BERT's pooler (dense + tanh) on
   the [CLS] position, then a linear layer (`models.Classifier`, head `cls`).
+- `PooledClassifier("mean")` (encoder, optional): `[CLS] text [SEP]`; the average of the hidden
+  states of every real token, then a linear layer: masked-LM pre-training trains every position's
+  state but never [CLS]'s.
 - `PooledClassifier("last")` (decoder, two_stream): `text </s>`; a linear layer on the hidden state
   of the last real token, the only one a causal decoder lets see the whole text.
 - `TextToText` (encoder_decoder), T5-style: the encoder reads `prefix text </s>`, the decoder is
@@ -29,15 +32,24 @@ from pretrain_jax.models.classifier import Classifier
 from pretrain_jax.models.spec import ModelSpec
 from pretrain_jax.specials import SpecialIds
 
+# Per family: what pooling "auto" means, and the poolings it allows.
 POOLING = {"encoder": "cls", "two_stream": "last", "decoder": "last"}
+ALLOWED_POOLING = {"encoder": ("cls", "mean"), "two_stream": ("last",), "decoder": ("last",)}
 
 
 def make_format(spec: ModelSpec, specials: SpecialIds, seq_len: int, *, prefix_ids: Sequence[int] = (),
-                label_ids: Sequence[Sequence[int]] = ()):
-    """The format of `spec.family`. prefix_ids / label_ids: encoder_decoder's task prefix and label names."""
+                label_ids: Sequence[Sequence[int]] = (), pooling: str = "auto"):
+    """The format of `spec.family`. prefix_ids / label_ids: encoder_decoder's task prefix and label names;
+    pooling: "auto" (the family's: encoder "cls", decoder and two_stream "last") or one it allows."""
     if spec.family == "encoder_decoder":
+        if pooling != "auto":
+            raise ValueError(f"pooling={pooling!r}: encoder_decoder scores label names, it pools nothing; use 'auto'")
         return TextToText(specials, seq_len, prefix_ids, label_ids)
-    return PooledClassifier(POOLING[spec.family], specials, seq_len)
+    pooling = POOLING[spec.family] if pooling == "auto" else pooling
+    if pooling not in ALLOWED_POOLING[spec.family]:
+        raise ValueError(f"pooling={pooling!r} does not fit a model of family {spec.family!r}: use 'auto' or one of "
+                         f"{ALLOWED_POOLING[spec.family]}")
+    return PooledClassifier(pooling, specials, seq_len)
 
 
 def _rows(token_ids: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +64,8 @@ def _rows(token_ids: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, 
 class PooledClassifier:
     """One pooled hidden state -> a linear layer over the classes (head `cls`).
 
-    pooling="cls", seq_len 6: text [17 52 9 33 40] -> inputs [CLS 17 52 9 33 SEP] (truncated)
+    pooling="cls" or "mean" on an encoder, seq_len 6: text [17 52 9 33 40] -> inputs [CLS 17 52 9 33 SEP]
+    (truncated)
     pooling="last", seq_len 6: text [17 52]        -> inputs [17 52 </s> 0 0 0], pooled at position 2
     """
 
@@ -65,7 +78,7 @@ class PooledClassifier:
         return Classifier(backbone, spec, num_classes, pooling=self.pooling, rngs=rngs)
 
     def inputs(self, ids: Sequence[int]) -> list[int]:
-        if self.pooling == "cls":
+        if self.pooling in ("cls", "mean"):
             return [self.specials.cls, *ids[: self.seq_len - 2], self.specials.sep]
         return [*ids[: self.seq_len - 1], self.specials.eos]
 

@@ -2,11 +2,13 @@
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 
 from configs.base import get_config
 from pretrain_jax.finetune import formats
 from pretrain_jax.models import build_model, spec_from_config
+from pretrain_jax.models.heads import ClassificationHead
 from pretrain_jax.specials import SpecialIds
 
 SPECIALS = SpecialIds(vocab_size=100, num_sentinels=4)  # pad 0, eos 1, cls 5, sep 6.
@@ -65,3 +67,32 @@ def test_text_to_text_scores_are_label_log_likelihoods():
         picked = np.take_along_axis(np.asarray(log_probs), batch["lm_targets"][..., None], axis=-1)[..., 0]
         np.testing.assert_allclose(scores[:, k], (picked * batch["lm_weights"]).sum(-1), rtol=1e-5, atol=1e-5)
     assert len(set(np.argmax(scores, axis=-1).tolist()) - {0, 1, 2}) == 0
+
+
+def test_mean_pooling_averages_the_real_tokens_only():
+    c = get_config().model
+    c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout = 1, 8, 2, 16, 0.0
+    spec = spec_from_config(c, SPECIALS.vocab_size)
+    with nnx.use_eager_sharding(False):
+        head = ClassificationHead(spec, 3, pooling="mean", rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    hidden = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    segment_ids = np.asarray([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.int32)
+    expected = np.stack([hidden[0, :3].mean(0), hidden[1].mean(0)]) @ np.asarray(head.classifier.kernel[...])
+    expected += np.asarray(head.classifier.bias[...])
+    np.testing.assert_allclose(head(hidden, segment_ids), expected, rtol=1e-5, atol=1e-5)
+    hidden[0, 3:] = 100.0  # Padding states never reach the logits.
+    np.testing.assert_allclose(head(hidden, segment_ids), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_choice_per_family():
+    c = get_config().model
+    encoder = spec_from_config(c, SPECIALS.vocab_size)
+    assert formats.make_format(encoder, SPECIALS, 8).pooling == "cls"
+    mean = formats.make_format(encoder, SPECIALS, 8, pooling="mean")
+    assert mean.pooling == "mean" and mean.inputs([17, 52]) == [5, 17, 52, 6]  # The [CLS] text [SEP] layout.
+    with pytest.raises(ValueError, match="pooling='last' does not fit a model of family 'encoder'"):
+        formats.make_format(encoder, SPECIALS, 8, pooling="last")
+    c.family = "decoder"
+    with pytest.raises(ValueError, match="pooling='mean' does not fit a model of family 'decoder'"):
+        formats.make_format(spec_from_config(c, SPECIALS.vocab_size), SPECIALS, 8, pooling="mean")

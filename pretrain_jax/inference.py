@@ -35,13 +35,26 @@ def evaluate_workdir(workdir: str, num_batches: int | None = None) -> dict[str, 
     return scalars
 
 
+WORD_BOUNDARY = "\u2581"  # SentencePiece's "▁": the space that starts a word.
+
+
+def mask_ready_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of `text` as pre-training saw masked words: "a [MASK] of" encodes as
+    ▁a ▁ [MASK] ▁of, but a masked word-start token (▁list) became a single [MASK], space included,
+    so a lone ▁ just before [MASK] is dropped: ▁a [MASK] ▁of."""
+    ids = tokenizer.encode(text)
+    mask = tokenizer.specials.mask
+    return [t for i, t in enumerate(ids)
+            if not (i + 1 < len(ids) and ids[i + 1] == mask and tokenizer.id_to_piece(t) == WORD_BOUNDARY)]
+
+
 def fill_mask(workdir: str, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
     """Top-k (piece, probability) for each [MASK] in `text`, from an encoder trained with masked LM."""
     exp, params, _ = load(workdir)
     if exp.config.model.family != "encoder":
         raise ValueError(f"fill-mask needs an encoder model; this workdir has {exp.config.model.family!r}")
     specials, seq_len = exp.specials, exp.config.data.seq_len
-    ids = exp.tokenizer.encode(text)[: seq_len - 1] + [specials.eos]
+    ids = mask_ready_ids(exp.tokenizer, text)[: seq_len - 1] + [specials.eos]
     mask_at = [i for i, t in enumerate(ids) if t == specials.mask]
     if not mask_at:
         raise ValueError(f"no [MASK] in {text!r}: write [MASK] where a token should be predicted")

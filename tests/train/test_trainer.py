@@ -100,6 +100,20 @@ def test_fill_mask_returns_top_k_normal_pieces(trained_workdir):
         assert not any(piece in ("[MASK]", "<pad>", "</s>") for piece, _ in row)
 
 
+def test_a_mask_takes_the_space_before_it(trained_workdir):
+    """Pre-training replaced a word-start token (▁list) by one [MASK]: fill-mask drops the lone ▁
+    that SentencePiece puts before a [MASK] written after a space, and only that."""
+    exp, _, _ = inference.load(trained_workdir)
+    tok, mask = exp.tokenizer, exp.specials.mask
+    pieces = lambda ids: [tok.id_to_piece(i) for i in ids]  # noqa: E731
+    raw = tok.encode("Return a [MASK] of it.")
+    assert pieces(raw[raw.index(mask) - 1 : raw.index(mask)]) == ["\u2581"]
+    ready = inference.mask_ready_ids(tok, "Return a [MASK] of it.")
+    assert ready == raw[: raw.index(mask) - 1] + raw[raw.index(mask):]
+    glued = tok.encode("Return a[MASK] of it.")  # No space: nothing to drop.
+    assert inference.mask_ready_ids(tok, "Return a[MASK] of it.") == glued
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "pretrain_jax.main", *args]
 

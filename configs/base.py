@@ -144,6 +144,7 @@ def get_config(arg=None):
     c.model.position_encoding = "auto"  # "learned", "relative" (T5 bias), "alibi" (encoder) or "auto" (see spec.py).
     c.model.relative_attention_num_buckets = 32  # Relative positions: T5 relative-position buckets (per head).
     c.model.relative_attention_max_distance = 128  # Relative positions: distance (tokens) where buckets end.
+    c.model.relative_bias_init = "normal"  # Relative positions: the table starts "normal" (T5) or "alibi".
     c.model.electra = False  # encoder: build ELECTRA's generator + discriminator pair (rtd_logits).
     c.model.electra_generator_fraction = 0.25  # ELECTRA generator width, MLP width and heads / discriminator's.
 

@@ -2,7 +2,8 @@
 
 Token order comes from BERT's learned position table (spec.position_encoding="learned"), or from a
 bias on every layer's attention logits: T5's bucketed relative bias ("relative", one learned table
-shared by the layers) or ALiBi's fixed -slope * distance ("alibi", as MosaicBERT).
+shared by the layers, started at random or at ALiBi's values) or ALiBi's fixed -slope * |distance|
+("alibi", as MosaicBERT; symmetric, so nothing but the content tells left from right).
 """
 
 import jax

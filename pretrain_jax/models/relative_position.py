@@ -1,12 +1,14 @@
 """T5's relative position bias: attention logits get a learned scalar per (distance bucket, head).
 
-Used by the encoder-decoder (always) and by the encoder with model.position_encoding="relative".
+Used by the encoder-decoder (always) and by the encoder with model.position_encoding="relative"; and
+ALiBi's fixed biases (model.position_encoding="alibi", or as the relative table's starting values).
 """
 
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from pretrain_jax.models.layers import make_param
@@ -41,14 +43,24 @@ def relative_position_bucket(relative_position: jax.Array, *, bidirectional: boo
 class RelativePositionBias(nnx.Module):
     """A learned scalar per (bucket, head), added to attention logits; one table per stack, shared by
     its layers (as T5). Distances are row offsets, equal to in-document offsets for every pair a
-    packed row lets attend. -> (1, H, Lq, Lk) float32."""
+    packed row lets attend. -> (1, H, Lq, Lk) float32.
+
+    spec.relative_bias_init: "normal" (T5: small random values, every distance alike at first) or
+    "alibi" (`alibi_bucket_table`: starts as ALiBi's -slope_h * distance, so every head attends
+    locally from the first step, and stays learnable per direction).
+    """
 
     def __init__(self, spec: ModelSpec, *, bidirectional: bool, rngs: nnx.Rngs):
         self.bidirectional = bidirectional
         self.num_buckets = spec.relative_attention_num_buckets
         self.max_distance = spec.relative_attention_max_distance
-        self.table = make_param(rngs, nnx.initializers.normal(spec.init_std),
-                                (self.num_buckets, spec.num_heads), ("relpos", "heads"), spec.param_dtype)
+        if spec.relative_bias_init == "alibi":
+            table = alibi_bucket_table(spec.num_heads, bidirectional=bidirectional, num_buckets=self.num_buckets,
+                                       max_distance=self.max_distance)
+            init = lambda key, shape, dtype: jnp.asarray(table, dtype)  # noqa: E731
+        else:
+            init = nnx.initializers.normal(spec.init_std)
+        self.table = make_param(rngs, init, (self.num_buckets, spec.num_heads), ("relpos", "heads"), spec.param_dtype)
 
     def __call__(self, q_len: int, k_len: int) -> jax.Array:
         return self.between(jnp.arange(q_len)[None], k_len)
@@ -83,3 +95,20 @@ def alibi_bias(num_heads: int, q_len: int, k_len: int) -> jax.Array:
     lets attend. -> (1, H, Lq, Lk) float32."""
     distance = jnp.abs(jnp.arange(k_len)[None, :] - jnp.arange(q_len)[:, None]).astype(jnp.float32)
     return (-alibi_slopes(num_heads)[:, None, None] * distance[None])[None]
+
+
+def alibi_bucket_table(num_heads: int, *, bidirectional: bool, num_buckets: int, max_distance: int) -> np.ndarray:
+    """(num_buckets, H) float32: -alibi_slopes[h] * the mean distance of the offsets in each bucket
+    (offsets up to 2 * max_distance; the last buckets gather every longer one). Exact buckets
+    get exactly ALiBi's values: with 4 heads, head 0 has 0, -0.25, -0.5, ... for distances 0, 1, 2."""
+    reach = 2 * max_distance
+    offsets = np.arange(-reach, reach + 1) if bidirectional else np.arange(-reach, 1)
+    with jax.ensure_compile_time_eval():  # Concrete values even when the model is built under jit.
+        buckets = np.asarray(relative_position_bucket(jnp.asarray(offsets), bidirectional=bidirectional,
+                                                      num_buckets=num_buckets, max_distance=max_distance))
+        slopes = np.asarray(alibi_slopes(num_heads))
+    distance = np.zeros(num_buckets)
+    for bucket in range(num_buckets):
+        in_bucket = np.abs(offsets[buckets == bucket])
+        distance[bucket] = in_bucket.mean() if in_bucket.size else 0.0
+    return (-slopes[None, :] * distance[:, None]).astype(np.float32)

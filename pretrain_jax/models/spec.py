@@ -24,6 +24,7 @@ _AUTO_ACTIVATION = {"encoder_decoder": "relu", "decoder": "gelu_tanh"}
 # fixed distance penalty.
 POSITION_ENCODINGS = {"encoder": ("learned", "relative", "alibi"), "decoder": ("learned",), "two_stream": ("learned",),
                       "encoder_decoder": ("relative",)}
+RELATIVE_BIAS_INITS = ("normal", "alibi")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ModelSpec:
     electra_generator_fraction: float
     remat: str = "none"  # One of REMATS; "none" keeps every activation.
     position_encoding: str = "learned"  # "learned" (absolute table), "relative" (T5 bias) or "alibi".
+    relative_bias_init: str = "normal"  # Relative bias table's start: "normal" (init_std, T5) or "alibi".
 
     @property
     def head_dim(self) -> int:
@@ -91,6 +93,8 @@ def spec_from_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelSp
         raise ValueError(f"model.remat={cfg.remat!r}; expected one of {REMATS}")
     position_encoding = _choose(cfg.get("position_encoding", "auto"), POSITION_ENCODINGS[family][0],
                                 POSITION_ENCODINGS[family], "position_encoding")
+    if cfg.get("relative_bias_init", "normal") not in RELATIVE_BIAS_INITS:
+        raise ValueError(f"model.relative_bias_init={cfg.relative_bias_init!r}; expected one of {RELATIVE_BIAS_INITS}")
     position = _choose(cfg.norm_position, _AUTO_POSITION[family], ("pre", "post"), "norm_position")
     spec = ModelSpec(
         family=family,
@@ -118,6 +122,7 @@ def spec_from_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelSp
         electra_generator_fraction=cfg.electra_generator_fraction,
         remat=cfg.get("remat", "none"),  # Configs saved before the key existed: "none".
         position_encoding=position_encoding,
+        relative_bias_init=cfg.get("relative_bias_init", "normal"),
     )
     generator = spec.scaled(spec.electra_generator_fraction)
     if spec.electra and generator.d_model % generator.num_heads:

@@ -2,8 +2,15 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
+from model_fixtures import build_tiny
 
-from pretrain_jax.models.relative_position import alibi_bias, alibi_slopes, relative_position_bucket
+from pretrain_jax.models.relative_position import (
+    alibi_bias,
+    alibi_bucket_table,
+    alibi_slopes,
+    relative_position_bucket,
+)
 
 
 def test_relative_position_buckets():
@@ -26,3 +33,23 @@ def test_alibi_slopes_and_bias():
     bias = alibi_bias(4, 3, 3)
     assert bias.shape == (1, 4, 3, 3)
     np.testing.assert_allclose(bias[0, 0], [[0, -0.25, -0.5], [-0.25, 0, -0.25], [-0.5, -0.25, 0]])
+
+
+def test_alibi_start_of_the_relative_table():
+    table = alibi_bucket_table(4, bidirectional=True, num_buckets=32, max_distance=128)
+    assert table.shape == (32, 4)
+    # Exact buckets (distances 0..7 each way) hold ALiBi's values; longer ones their offsets' mean distance.
+    np.testing.assert_allclose(table[:8, 0], -0.25 * np.arange(8))
+    np.testing.assert_allclose(table[17:24, 1], -np.arange(1, 8) / 16)
+    np.testing.assert_allclose(table[8, 0], -0.25 * np.mean([8, 9, 10, 11]))  # Bucket 8: distances 8-11.
+    assert np.all(np.diff(table[:16, 0]) < 0) and np.all(np.diff(table[17:, 0]) < 0)  # Farther, lower.
+    causal = alibi_bucket_table(4, bidirectional=False, num_buckets=32, max_distance=128)
+    np.testing.assert_allclose(causal[:16, 3], -np.arange(16) / 256)
+
+
+def test_encoder_with_an_alibi_started_table_begins_as_alibi():
+    model = build_tiny("encoder", position_encoding="relative", relative_bias_init="alibi")
+    bias = np.asarray(model.relative_bias(8, 8))
+    np.testing.assert_allclose(bias, np.asarray(alibi_bias(4, 8, 8)), atol=1e-6)  # Offsets up to 7 are exact.
+    with pytest.raises(ValueError, match="relative_bias_init='sinusoid'"):
+        build_tiny("encoder", position_encoding="relative", relative_bias_init="sinusoid")

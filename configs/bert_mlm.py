@@ -9,8 +9,9 @@ sequence length 128 for 90% of it in the paper) on this project's 8192-id tokeni
 the published model exactly: 30522 ids, 12 layers of width 768, 12 heads, MLP 3072, 2 token types,
 512 positions: 110M parameters (tests/configs/test_published_sizes.py). `tiny` shrinks everything
 for a 2-core CPU and replaces the learned position table with T5's relative position bias started
-at ALiBi's values (Press et al., 2022): every head attends locally from the first step, and each
-direction stays learnable. A model this small and short-trained learns far faster with it.
+at ALiBi's values (Press et al., 2022), half the heads leaning left and half right: every head
+attends locally and knows left from right from the first step, and the table stays learnable. A
+model this small and short-trained learns far faster with it.
 """
 
 from configs import base

@@ -97,10 +97,20 @@ def alibi_bias(num_heads: int, q_len: int, k_len: int) -> jax.Array:
     return (-alibi_slopes(num_heads)[:, None, None] * distance[None])[None]
 
 
+# alibi_bucket_table, bidirectional: the extra logit penalty on the side a head does not lean to.
+DIRECTION_PENALTY = 1.0
+
+
 def alibi_bucket_table(num_heads: int, *, bidirectional: bool, num_buckets: int, max_distance: int) -> np.ndarray:
     """(num_buckets, H) float32: -alibi_slopes[h] * the mean distance of the offsets in each bucket
-    (offsets up to 2 * max_distance; the last buckets gather every longer one). Exact buckets
-    get exactly ALiBi's values: with 4 heads, head 0 has 0, -0.25, -0.5, ... for distances 0, 1, 2."""
+    (offsets up to 2 * max_distance; the last buckets gather every longer one). Exact buckets get
+    exactly ALiBi's values: with 4 heads, head 0 has 0, -0.25, -0.5, ... for distances 0, 1, 2.
+
+    Bidirectional: ALiBi's penalty is symmetric, and a model whose only positional signal is
+    symmetric cannot tell "the [MASK]" from "[MASK] the". So even heads start leaning left and odd
+    heads right: keys on the other side get DIRECTION_PENALTY more (head 0: -0.25 for the key just
+    before, -1.25 for the key just after), and the table learns from there.
+    """
     reach = 2 * max_distance
     offsets = np.arange(-reach, reach + 1) if bidirectional else np.arange(-reach, 1)
     with jax.ensure_compile_time_eval():  # Concrete values even when the model is built under jit.
@@ -111,4 +121,10 @@ def alibi_bucket_table(num_heads: int, *, bidirectional: bool, num_buckets: int,
     for bucket in range(num_buckets):
         in_bucket = np.abs(offsets[buckets == bucket])
         distance[bucket] = in_bucket.mean() if in_bucket.size else 0.0
-    return (-slopes[None, :] * distance[:, None]).astype(np.float32)
+    table = -slopes[None, :] * distance[:, None]
+    if bidirectional:
+        after = np.arange(num_buckets) >= num_buckets // 2  # Buckets of keys after the query.
+        before = ~after & (np.arange(num_buckets) > 0)  # Bucket 0: the query itself.
+        leans_left = np.arange(num_heads) % 2 == 0
+        table -= DIRECTION_PENALTY * np.where(leans_left[None, :], after[:, None], before[:, None])
+    return table.astype(np.float32)

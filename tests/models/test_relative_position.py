@@ -6,6 +6,7 @@ import pytest
 from model_fixtures import build_tiny
 
 from pretrain_jax.models.relative_position import (
+    DIRECTION_PENALTY,
     alibi_bias,
     alibi_bucket_table,
     alibi_slopes,
@@ -38,18 +39,25 @@ def test_alibi_slopes_and_bias():
 def test_alibi_start_of_the_relative_table():
     table = alibi_bucket_table(4, bidirectional=True, num_buckets=32, max_distance=128)
     assert table.shape == (32, 4)
-    # Exact buckets (distances 0..7 each way) hold ALiBi's values; longer ones their offsets' mean distance.
+    # Exact buckets (distances 0..7 each way) hold ALiBi's values, plus the direction penalty on the
+    # side a head does not lean to (even heads lean left: buckets 17.. are keys after the query).
     np.testing.assert_allclose(table[:8, 0], -0.25 * np.arange(8))
+    np.testing.assert_allclose(table[17:24, 0], -0.25 * np.arange(1, 8) - DIRECTION_PENALTY)
+    np.testing.assert_allclose(table[1:8, 1], -np.arange(1, 8) / 16 - DIRECTION_PENALTY)
     np.testing.assert_allclose(table[17:24, 1], -np.arange(1, 8) / 16)
     np.testing.assert_allclose(table[8, 0], -0.25 * np.mean([8, 9, 10, 11]))  # Bucket 8: distances 8-11.
     assert np.all(np.diff(table[:16, 0]) < 0) and np.all(np.diff(table[17:, 0]) < 0)  # Farther, lower.
     causal = alibi_bucket_table(4, bidirectional=False, num_buckets=32, max_distance=128)
-    np.testing.assert_allclose(causal[:16, 3], -np.arange(16) / 256)
+    np.testing.assert_allclose(causal[:16, 3], -np.arange(16) / 256)  # One direction: nothing to lean to.
 
 
-def test_encoder_with_an_alibi_started_table_begins_as_alibi():
+def test_encoder_with_an_alibi_started_table_leans_each_head_one_way():
     model = build_tiny("encoder", position_encoding="relative", relative_bias_init="alibi")
-    bias = np.asarray(model.relative_bias(8, 8))
-    np.testing.assert_allclose(bias, np.asarray(alibi_bias(4, 8, 8)), atol=1e-6)  # Offsets up to 7 are exact.
+    bias = np.asarray(model.relative_bias(8, 8))[0]  # (H, Lq, Lk); offsets up to 7 are exact buckets.
+    key_after_query = np.arange(8)[None, :] > np.arange(8)[:, None]
+    key_before_query = np.arange(8)[None, :] < np.arange(8)[:, None]
+    alibi = np.asarray(alibi_bias(4, 8, 8))[0]
+    np.testing.assert_allclose(bias[0], alibi[0] - DIRECTION_PENALTY * key_after_query, atol=1e-6)
+    np.testing.assert_allclose(bias[1], alibi[1] - DIRECTION_PENALTY * key_before_query, atol=1e-6)
     with pytest.raises(ValueError, match="relative_bias_init='sinusoid'"):
         build_tiny("encoder", position_encoding="relative", relative_bias_init="sinusoid")

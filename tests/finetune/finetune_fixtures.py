@@ -48,7 +48,7 @@ def pretrain_encoder(workdir: str) -> str:
 def architecture_workdir(workdir: str, family: str, objective: str, tokenizer_path: str) -> str:
     """A workdir with a config and a (shared) tokenizer but no checkpoint: enough for init="scratch"."""
     config = tiny_bert_config(**{"model.family": family, "objective.name": objective,
-                                 "tokenizer.path": tokenizer_path})
+                                 "model.position_encoding": "auto", "tokenizer.path": tokenizer_path})
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, experiment.CONFIG_FILE), "w") as f:
         f.write(config.to_json(indent=2))

@@ -28,7 +28,7 @@ OBJECTIVES = (
 
 
 def make_sweep(**kwargs) -> Sweep:
-    settings = dict(config=BASE, fixed={"train.eval_every": 0, "model.d_ff": 64},
+    settings = dict(config=BASE, fixed={"train.eval_every": 0, "model.d_ff": 64, "model.position_encoding": "auto"},
                     axes=(OBJECTIVES, axis("model.d_model", (32, 64), label="d")), seeds=(0, 1, 2))
     settings.update(kwargs)
     return Sweep(**settings)
@@ -50,7 +50,8 @@ def test_expand_is_the_product_with_seeds_fastest():
     assert sorted({r.group for r in runs}) == ["clm-d32", "clm-d64", "mlm-d32", "mlm-d64"]
     assert [r.seed for r in runs if r.group == "clm-d32"] == [0, 1, 2]
     run = runs[-1]
-    assert run.overrides == {"train.eval_every": 0, "model.d_ff": 64, "objective.name": "causal_lm",
+    assert run.overrides == {"train.eval_every": 0, "model.d_ff": 64, "model.position_encoding": "auto",
+                             "objective.name": "causal_lm",
                              "model.family": "decoder", "model.d_model": 64, "seed": 2}
     config = run.config()
     assert (config.seed, config.model.d_model, config.model.family, config.objective.name) == (2, 64, "decoder",

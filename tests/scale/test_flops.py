@@ -20,7 +20,8 @@ FAMILIES = [
 
 def _experiment(objective: str, family: str, electra: bool) -> experiment.Experiment:
     config = tiny_config((1, 1, 1), **{
-        "objective.name": objective, "model.family": family, "model.electra": electra, "model.activation": "relu",
+        "objective.name": objective, "model.family": family, "model.position_encoding": "auto",
+        "model.electra": electra, "model.activation": "relu",
         "model.d_model": 128, "model.num_heads": 4, "model.d_ff": 512, "model.max_len": 64, "data.seq_len": 64,
         "tokenizer.vocab_size": 1024, "tokenizer.num_sentinels": 8})
     config.objective.xlnet_plm.num_predict = 10

@@ -22,6 +22,18 @@ def _lookup(key: str, outputs: dict, batch: dict):
     raise KeyError(f"no {key!r} in the model output or the batch")
 
 
+def predicted_correctly(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """(..., C) logits, (...) int targets -> (...) bool: the target's logit is the largest.
+
+    A tie for the largest counts as correct, unless every logit is equal (an untrained or collapsed
+    head scores 0, not 100%). Unlike `argmax(logits) == targets` this reuses the maximum and the
+    target logit the cross-entropy reads anyway: `argmax`'s paired value-and-index reduction over a
+    (B, L, vocabulary) array cost about 5% of a small causal-LM train step on the CPU.
+    """
+    target_logit = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return (target_logit >= jnp.max(logits, axis=-1)) & (target_logit > jnp.min(logits, axis=-1))
+
+
 def head_sums(outputs: dict, batch: dict) -> dict[str, jax.Array]:
     """Per head, weighted sums (so they add up across batches and devices):
 
@@ -33,7 +45,7 @@ def head_sums(outputs: dict, batch: dict) -> dict[str, jax.Array]:
         targets = _lookup(f"{h}_targets", outputs, batch)  # (...)
         weights = _lookup(f"{h}_weights", outputs, batch).astype(jnp.float32)  # (...)
         xent = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        correct = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32)
+        correct = predicted_correctly(logits, targets).astype(jnp.float32)
         sums[f"{h}/loss_sum"] = jnp.sum(xent * weights)
         sums[f"{h}/correct_sum"] = jnp.sum(correct * weights)
         sums[f"{h}/weight_sum"] = jnp.sum(weights)

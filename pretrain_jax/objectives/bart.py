@@ -112,7 +112,7 @@ def _content(state: NoiseState):
 def _noise_tokens(rng, shape, random_ratio: float, specials: SpecialIds):
     """[MASK], or with probability random_ratio a uniformly random ordinary id."""
     pick_key, id_key = jax.random.split(rng)
-    random_ids = jax.random.randint(id_key, shape, specials.first_normal_id, specials.normal_id_end)
+    random_ids = masks.random_ordinary_ids(id_key, shape, specials)
     return jnp.where(jax.random.uniform(pick_key, shape) < random_ratio, random_ids, specials.mask)
 
 

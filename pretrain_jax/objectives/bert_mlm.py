@@ -111,7 +111,7 @@ def choose_positions(rng, tokens, segment_ids, word_starts, settings: MaskedLmSe
         budget = jnp.minimum(passed, settings.max_predictions).astype(jnp.int32)
 
     if settings.unit == "token":
-        chosen = masks.first_in_random_order(scores, eligible, budget, settings.max_predictions)
+        chosen = masks.first_in_random_order(scores, eligible, budget)
         return masks.UnitSelection(chosen=chosen, units=chosen.astype(jnp.int32), rank=jnp.zeros_like(tokens))
     starts, run_starts = masks.unit_and_run_starts(eligible, segment_ids, jnp.asarray(word_starts, bool))
     return masks.select_units(
@@ -124,9 +124,7 @@ def corrupt(rng, tokens, chosen, mask_prob: float, random_prob: float, specials:
     [first_normal_id, normal_id_end) (random_prob), or itself (the rest); others unchanged."""
     draw_key, id_key = jax.random.split(rng)
     draw = jax.random.uniform(draw_key, tokens.shape)
-    random_ids = jax.random.randint(
-        id_key, tokens.shape, specials.first_normal_id, specials.normal_id_end, dtype=tokens.dtype
-    )
+    random_ids = masks.random_ordinary_ids(id_key, tokens.shape, specials).astype(tokens.dtype)
     inputs = jnp.where(chosen & (draw < mask_prob), specials.mask, tokens)
     replace = chosen & (draw >= mask_prob) & (draw < mask_prob + random_prob)
     return jnp.where(replace, random_ids, inputs)

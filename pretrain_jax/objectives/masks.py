@@ -27,6 +27,17 @@ def eligible_tokens(tokens, segment_ids, specials: SpecialIds):
     return (segment_ids > 0) & ordinary
 
 
+def random_ordinary_ids(rng, shape, specials: SpecialIds):
+    """`shape` int32 ids drawn uniformly from the ordinary ids [first_normal_id, normal_id_end).
+
+    One uint32 draw per id, reduced modulo the number of ordinary ids: the modulo bias is below
+    n / 2^32 (2e-6 for a vocabulary of 8192), and it costs half of `jax.random.randint`'s two draws.
+    """
+    span = specials.normal_id_end - specials.first_normal_id
+    offsets = jax.random.bits(rng, shape, jnp.uint32) % jnp.uint32(span)
+    return specials.first_normal_id + offsets.astype(jnp.int32)
+
+
 def unit_and_run_starts(eligible, segment_ids, word_starts=None):
     """Where masking units and runs start: ((B, L) bool, (B, L) bool).
 
@@ -78,17 +89,33 @@ def harmonic_probs(n_max: int) -> np.ndarray:
     return probs / probs.sum()
 
 
-def first_in_random_order(scores, eligible, budget, max_chosen: int):
+def first_in_random_order(scores, eligible, budget):
     """(B, L) bool: the `budget` eligible tokens with the smallest `scores` in each row.
 
-    scores: (B, L) float, i.i.d. uniform; budget: (B,) int32 <= max_chosen (a static int).
-    Rows with fewer eligible tokens than `budget` get all of them.
+    scores: (B, L) float, i.i.d. uniform in [0, 1) (`jax.random.uniform`: 23 random bits);
+    budget: (B,) int32. Rows with fewer eligible tokens than `budget` get all of them.
+
+    Each token gets a distinct uint32 key: its score's bits above its position, so equal scores go
+    to the earlier position. Up to L = 512 the key keeps all 23 bits (the order is exactly the
+    scores'); longer rows keep the leading 32 - log2 L. A bitwise binary search then finds the
+    largest key T with at most `budget` eligible keys <= T: 32 fused compare-and-count passes,
+    about 3x faster on the CPU than `lax.top_k` of the scores.
     """
-    batch, _ = eligible.shape
-    _, index = jax.lax.top_k(jnp.where(eligible, -scores, -2.0), max_chosen)  # (B, max_chosen)
-    take = (jnp.arange(max_chosen) < budget[:, None]) & jnp.take_along_axis(eligible, index, axis=1)
-    rows = jnp.arange(batch)[:, None]
-    return jnp.zeros(eligible.shape, bool).at[rows, index].max(take)
+    length = eligible.shape[-1]
+    shift = max(1, (length - 1).bit_length())
+    if shift > 24:
+        raise ValueError(f"first_in_random_order supports rows up to 2^24 tokens, got {length}")
+    random_part = (scores * 2.0 ** (32 - shift)).astype(jnp.uint32)
+    keys = random_part << shift | jnp.arange(length, dtype=jnp.uint32)
+
+    def admit_bit(i, threshold):
+        candidate = threshold | (jnp.uint32(1) << (31 - i).astype(jnp.uint32))
+        at_most = jnp.sum(eligible & (keys <= candidate[:, None]), axis=-1, dtype=jnp.int32)
+        return jnp.where(at_most <= budget, candidate, threshold)
+
+    # T = 0 admits at most one key, so it is the start for any budget >= 1; budget 0 chooses nothing.
+    threshold = jax.lax.fori_loop(0, 32, admit_bit, jnp.zeros(eligible.shape[:1], jnp.uint32))
+    return eligible & (keys <= threshold[:, None]) & (budget > 0)[:, None]
 
 
 def random_order(rng, first):

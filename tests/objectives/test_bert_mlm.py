@@ -304,6 +304,27 @@ def test_random_order_puts_marked_positions_first_uniformly():
         assert (((counts - 800) ** 2) / 800).sum() < 18.47  # chi-square 0.999 quantile, 4 dof
 
 
+@pytest.mark.parametrize("length", [1, 7, 64, 512, 1000])
+def test_first_in_random_order_takes_the_smallest_scores(length):
+    """The budget eligible tokens of smallest score, equal scores going to the earlier position;
+    rows past 512 tokens drop a score bit, so there only the count is exact."""
+    rng = np.random.default_rng(length)
+    for trial in range(6):
+        scores = np.asarray(jax.random.uniform(jax.random.key(trial), (16, length)))
+        if trial % 2:
+            scores = np.round(scores * 8) / 9  # many equal scores
+        eligible = rng.random((16, length)) < rng.random()
+        budget = rng.integers(0, length + 2, 16).astype(np.int32)
+        got = np.asarray(jax.jit(masks.first_in_random_order)(scores, eligible, budget))
+        for row in range(16):
+            order = sorted(np.flatnonzero(eligible[row]), key=lambda i: (scores[row, i], i))
+            want = np.zeros(length, bool)
+            want[order[: budget[row]]] = True
+            if length <= 512 or trial % 2:
+                np.testing.assert_array_equal(got[row], want)
+            assert got[row].sum() == min(budget[row], len(order))
+
+
 def test_single_unit_fast_path_equals_the_general_greedy():
     # length_probs=None takes the prefix-sum path; [1.0] runs the one-anchor-per-step loop. Same key,
     # same order of anchors: the same choice, on layouts with many-piece words and tight budgets.

@@ -171,8 +171,8 @@ def test_golden_row_fixed_key():
     packed = PackedBatch(tokens, segment_ids, np.zeros_like(tokens))
     out = jitted(12, noise_density=0.4, mean_noise_span_length=2.0, targets_length=8)(jax.random.key(0), packed)
     # 10 tokens: 4 noise tokens in 2 spans, non-noise first, noise last.
-    np.testing.assert_array_equal(out["encoder_inputs"], [[20, V - 1, 24, 25, 26, 27, 28, V - 2, 1, 0, 0, 0]])
-    np.testing.assert_array_equal(out["lm_targets"], [[V - 1, 21, 22, 23, V - 2, 29, 1, 0]])
+    np.testing.assert_array_equal(out["encoder_inputs"], [[20, 21, 22, 23, 24, V - 1, 27, V - 2, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(out["lm_targets"], [[V - 1, 25, 26, V - 2, 28, 29, 1, 0]])
 
 
 def t5_reference_mask(n, density, mean, rng):

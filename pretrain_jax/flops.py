@@ -9,9 +9,10 @@ for causal attention, as dense attention kernels compute it. Rematerialisation i
 (model FLOPs, not hardware FLOPs).
 
 Family specifics, all derived from the ModelBatch shapes the objective produces:
-- encoder: the masked-LM head runs only at the P predicted slots per row, not at all L positions;
-  NSP/SOP adds the pooler and classifier per row; ELECTRA adds its generator (at the generator's
-  width) and the per-token replaced-token head.
+- encoder: the masked-LM head, and the last block's queries, attention and MLP, run only at the P
+  predicted slots per row (+ [CLS] with NSP/SOP), not at all L positions; NSP/SOP adds the pooler
+  and classifier per row; ELECTRA adds its generator (at the generator's width, its last block at
+  the P slots) and the full discriminator with the per-token replaced-token head.
 - encoder_decoder: encoder over Le, decoder over Ld with self-attention over Ld and cross-attention
   over Le (keys and values projected from all Le encoder states in every decoder layer).
 - two_stream: both streams run every block (keys and values projected once, from the content
@@ -50,10 +51,11 @@ _MEASURED: dict[str, float] = {}
 
 
 def _block(spec: ModelSpec, q_len: int, kv_len: int, cross_len: int = 0) -> float:
-    """Forward FLOPs of one block for one row: q_len queries attending over kv_len keys."""
+    """Forward FLOPs of one block for one row: q_len queries attending over kv_len keys (the block's
+    inputs; q_len < kv_len when only some positions' outputs are computed)."""
     d, f = spec.d_model, spec.d_ff
     attn = spec.num_heads * spec.head_dim
-    flops = 2 * q_len * d * attn * 4  # q, k, v and output projections.
+    flops = 2 * q_len * d * attn * 2 + 2 * kv_len * d * attn * 2  # q and output; k and v projections.
     flops += 2 * 2 * q_len * kv_len * attn  # scores (q k^T) and the weighted sum of values.
     flops += 2 * 2 * q_len * d * f  # MLP in and out.
     if cross_len:
@@ -62,10 +64,12 @@ def _block(spec: ModelSpec, q_len: int, kv_len: int, cross_len: int = 0) -> floa
     return flops
 
 
-def _stack(spec: ModelSpec, length: int, cross_len: int = 0) -> float:
-    """An input projection (embed_dim != d_model) and every block, over one row of `length`."""
+def _stack(spec: ModelSpec, length: int, cross_len: int = 0, last_queries: int | None = None) -> float:
+    """An input projection (embed_dim != d_model) and every block, over one row of `length`; the last
+    block computes its outputs at `last_queries` positions only when given (`Stack.at_positions`)."""
     proj = 2 * length * spec.embed_dim * spec.d_model if spec.embed_dim != spec.d_model else 0
-    return proj + spec.num_layers * _block(spec, length, length, cross_len)
+    last = _block(spec, length if last_queries is None else last_queries, length, cross_len)
+    return proj + (spec.num_layers - 1) * _block(spec, length, length, cross_len) + last
 
 
 def _lm_head(spec: ModelSpec, positions: int) -> float:
@@ -102,9 +106,10 @@ def forward_flops_per_row(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ..
     predicted = batch_shapes["mlm_positions"][1] if "mlm_positions" in batch_shapes else 0
     if spec.electra:
         generator = spec.scaled(spec.electra_generator_fraction)
-        return (_stack(generator, length) + _mlm_head(generator, predicted)
+        return (_stack(generator, length, last_queries=predicted) + _mlm_head(generator, predicted)
                 + _stack(spec, length) + 2 * length * (d * d + d * 2))
-    flops = _stack(spec, length) + _mlm_head(spec, predicted)
+    read = predicted + ("nsp_targets" in batch_shapes)  # The last block's outputs: the slots and [CLS].
+    flops = _stack(spec, length, last_queries=read) + _mlm_head(spec, predicted)
     if "nsp_targets" in batch_shapes:
         flops += 2 * (d * d + d * 2)  # Pooler and 2-way classifier at [CLS].
     return flops

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pretrain_jax.batch import ModelBatch
-from pretrain_jax.models.heads import MlmHead, RtdHead, gather
+from pretrain_jax.models.heads import MlmHead, RtdHead
 from pretrain_jax.models.layers import Embeddings, Stack
 from pretrain_jax.models.masks import segment_mask
 from pretrain_jax.models.spec import ModelSpec
@@ -66,8 +66,8 @@ class Electra(nnx.Module):
         segment_ids, inputs = batch["segment_ids"], batch["inputs"]
         positions, weights = batch["mlm_positions"], batch["mlm_weights"]
         mask = segment_mask(segment_ids, segment_ids)
-        generated = self.generator(self._embed(batch, inputs, rngs), mask, rngs=rngs)
-        mlm_logits = self.generator_head(gather(generated, positions), self.embeddings.token)
+        generated = self.generator.at_positions(self._embed(batch, inputs, rngs), positions, mask, rngs=rngs)
+        mlm_logits = self.generator_head(generated, self.embeddings.token)
         samples = jax.random.categorical(sample_key(rngs), jax.lax.stop_gradient(mlm_logits))
         corrupted = scatter_at(inputs, positions, samples.astype(inputs.dtype), weights)
         original = scatter_at(inputs, positions, batch["mlm_targets"].astype(inputs.dtype), weights)

@@ -7,10 +7,11 @@ shared by the layers, started at random or at ALiBi's values) or ALiBi's fixed -
 """
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from pretrain_jax.batch import ModelBatch
-from pretrain_jax.models.heads import ClassificationHead, MlmHead, gather
+from pretrain_jax.models.heads import ClassificationHead, MlmHead
 from pretrain_jax.models.layers import Embeddings, Stack
 from pretrain_jax.models.masks import segment_mask
 from pretrain_jax.models.relative_position import RelativePositionBias, alibi_bias
@@ -43,6 +44,14 @@ class Encoder(nnx.Module):
         x = self.embeddings(batch["inputs"], batch["positions"], batch.get("token_type_ids"), rngs=rngs)
         return self.stack(x, segment_mask(segment_ids, segment_ids), bias=self._position_bias(x.shape[1]), rngs=rngs)
 
+    def encode_at(self, batch: ModelBatch, positions: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+        """-> hidden states at positions (B, Q) int32: (B, Q, D), equal to gathering `encode(batch)`;
+        the last block runs at those positions only."""
+        segment_ids = batch["segment_ids"]
+        x = self.embeddings(batch["inputs"], batch["positions"], batch.get("token_type_ids"), rngs=rngs)
+        return self.stack.at_positions(x, positions, segment_mask(segment_ids, segment_ids),
+                                       bias=self._position_bias(x.shape[1]), rngs=rngs)
+
     def _position_bias(self, length: int) -> jax.Array | None:
         """(1, H, L, L) float32 added to attention logits, or None with learned positions."""
         if self.position_encoding == "relative":
@@ -52,10 +61,20 @@ class Encoder(nnx.Module):
         return None
 
     def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        hidden = self.encode(batch, rngs=rngs)
-        out = {}
-        if "mlm_positions" in batch:
-            out["mlm_logits"] = self.mlm_head(gather(hidden, batch["mlm_positions"]), self.embeddings.token)
+        """The heads read only [CLS] (NSP) and the predicted slots, so the last block runs there alone
+        (`encode_at`; exact, since no loss reads the last layer's other outputs). Fine-tuning and
+        ELECTRA read every position through `encode`."""
+        positions = batch.get("mlm_positions")
         if "nsp_targets" in batch:
-            out["nsp_logits"] = self.nsp_head(hidden, batch["segment_ids"], rngs=rngs)
+            cls = jnp.zeros((batch["inputs"].shape[0], 1), jnp.int32)
+            positions = cls if positions is None else jnp.concatenate([cls, positions], axis=1)
+        if positions is None:
+            return {}
+        hidden = self.encode_at(batch, positions, rngs=rngs)
+        out = {}
+        if "nsp_targets" in batch:
+            out["nsp_logits"] = self.nsp_head(hidden, batch["segment_ids"], rngs=rngs)  # Reads hidden[:, 0].
+            hidden = hidden[:, 1:]
+        if "mlm_positions" in batch:
+            out["mlm_logits"] = self.mlm_head(hidden, self.embeddings.token)
         return out

@@ -274,6 +274,26 @@ class Block(nnx.Module):
                                lambda y: self.cross_attention(y, context, context_mask, rngs=rngs), rngs)
         return self._sublayer(x, self.mlp_norm, self.mlp, rngs)
 
+    def at_positions(self, x: jax.Array, positions: jax.Array, mask: jax.Array, *, bias: jax.Array | None = None,
+                     rngs: nnx.Rngs | None = None) -> jax.Array:
+        """The block's outputs at `positions` only: x (B, L, D), positions (B, Q) int32, mask
+        (B, 1, L, L), bias (1|B, H, L, L) -> (B, Q, D), equal to gathering `block(x, mask, bias=bias)`
+        at `positions`. Keys and values come from all L positions; queries, the residuals and the MLP
+        run at the Q positions. No cross-attention."""
+        return rematerialised(Block._at_positions, self.remat)(self, x, positions, mask, bias, rngs)
+
+    def _at_positions(self, x, positions, mask, bias, rngs):
+        k, v = self.attention.project_kv(self.attention_norm(x) if self.pre_ln else x)
+        rows = positions[:, None, :, None]
+        mask = jnp.take_along_axis(mask, rows, axis=2)  # (B, 1, Q, L)
+        if bias is not None:
+            bias = (jnp.moveaxis(jnp.take(bias[0], positions, axis=1), 1, 0) if bias.shape[0] == 1
+                    else jnp.take_along_axis(bias, rows, axis=2))  # (B, H, Q, L)
+        x = jnp.take_along_axis(x, positions[..., None], axis=1)
+        x = self._sublayer(x, self.attention_norm,
+                           lambda y: self.attention.attend(y, k, v, mask, bias, rngs=rngs), rngs)
+        return self._sublayer(x, self.mlp_norm, self.mlp, rngs)
+
     def two_stream(self, h: jax.Array, g: jax.Array, content_mask: jax.Array, query_mask: jax.Array, *,
                    rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
         """XLNet: content h and query g (B, L, D) both attend to the content stream, with shared
@@ -329,6 +349,17 @@ class Stack(nnx.Module):
         for block in self.blocks:
             x = block(x, mask, bias=bias, context=context, context_mask=context_mask, rngs=rngs)
         return self.finish(x)
+
+    def at_positions(self, x: jax.Array, positions: jax.Array, mask: jax.Array, *, bias: jax.Array | None = None,
+                     rngs: nnx.Rngs | None = None) -> jax.Array:
+        """The stack's outputs at `positions` (B, Q) only: x (B, L, E) -> (B, Q, D), equal to gathering
+        `stack(x, mask, bias=bias)` there. Every block but the last runs at all L positions; the last
+        (`Block.at_positions`) computes its queries, MLP and the final norm at the Q positions alone,
+        which is what a loss read at a few positions (masked LM, BERT's [CLS]) needs."""
+        x = self.project_in(x)
+        for block in self.blocks[:-1]:
+            x = block(x, mask, bias=bias, rngs=rngs)
+        return self.finish(self.blocks[-1].at_positions(x, positions, mask, bias=bias, rngs=rngs))
 
     def extend(self, x: jax.Array, mask: jax.Array, caches: tuple[KVCache, ...], index: jax.Array, *,
                bias: jax.Array | None = None, cross: tuple[KVCache, ...] = (),

@@ -117,3 +117,35 @@ def test_a_few_steps_reduce_the_loss():
 
     losses = [float(step(model, optimizer)) for _ in range(10)]
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize("norm_position", ["post", "pre"])
+@pytest.mark.parametrize("remat", ["none", "full"])
+def test_the_last_block_at_the_read_positions_equals_the_full_encoder(model, norm_position, remat):
+    """model(batch) runs its last block at [CLS] and the predicted slots only: same hidden states,
+    logits and gradients as the heads on the full `encode` (no dropout)."""
+    model = build_tiny("encoder", position_encoding=model.position_encoding, norm_position=norm_position, remat=remat)
+    assert model.stack.blocks[-1].pre_ln == (norm_position == "pre") and model.stack.blocks[-1].remat == remat
+    batch = encoder_batch()
+    positions = jnp.concatenate([jnp.zeros((2, 1), jnp.int32), batch["mlm_positions"]], axis=1)
+    full = encode(model, batch)
+    np.testing.assert_allclose(nnx.jit(lambda m, b: m.encode_at(b, positions))(model, batch),
+                               jnp.take_along_axis(full, positions[..., None], axis=1), atol=2e-6)
+
+    def from_full(model):
+        hidden = model.encode(batch)
+        mlm = model.mlm_head(jnp.take_along_axis(hidden, batch["mlm_positions"][..., None], axis=1),
+                             model.embeddings.token)
+        return {"mlm_logits": mlm, "nsp_logits": model.nsp_head(hidden, batch["segment_ids"])}
+
+    def loss(outputs):
+        return outputs["mlm_logits"].std() + outputs["nsp_logits"].std()
+
+    expected, got = nnx.jit(from_full)(model), forward(model, batch)
+    for name in ("mlm_logits", "nsp_logits"):
+        np.testing.assert_allclose(got[name], expected[name], atol=2e-5)
+    grads_full = nnx.jit(nnx.grad(lambda m: loss(from_full(m))))(model)
+    grads_at = nnx.jit(nnx.grad(lambda m: loss(m(batch))))(model)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), grads_at, grads_full)
+    mlm_only = forward(model, encoder_batch(nsp=False))["mlm_logits"]
+    np.testing.assert_allclose(mlm_only, expected["mlm_logits"], atol=2e-5)

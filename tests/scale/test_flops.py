@@ -49,14 +49,16 @@ def test_gpt2_small_flops_per_token_is_6n_plus_attention():
     assert per_token == pytest.approx(6 * matmul_params + 12 * 12 * 768 * 1024)
 
 
-def test_encoder_mlm_head_counts_only_predicted_positions():
+def test_encoder_mlm_head_and_last_block_count_only_predicted_positions():
     exp = _experiment("bert_mlm", "encoder", False)
     shapes = exp.model_batch_shapes()
     fewer = dict(shapes, mlm_positions=(shapes["mlm_positions"][0], 1))
     spec = exp.model_spec()
     difference = flops.forward_flops_per_row(spec, shapes) - flops.forward_flops_per_row(spec, fewer)
-    per_prediction = 2 * spec.d_model * spec.embed_dim + 2 * spec.embed_dim * spec.vocab_size
-    assert difference == (shapes["mlm_positions"][1] - 1) * per_prediction
+    d, attn, length = spec.d_model, spec.num_heads * spec.head_dim, shapes["inputs"][1]
+    head = 2 * d * spec.embed_dim + 2 * spec.embed_dim * spec.vocab_size
+    last_block = 2 * d * attn * 2 + 2 * 2 * length * attn + 2 * 2 * d * spec.d_ff  # q, out; scores; MLP.
+    assert difference == (shapes["mlm_positions"][1] - 1) * (head + last_block)
 
 
 def test_peak_flops_by_device_kind_and_mfu():

@@ -42,7 +42,9 @@ CACHE_DIR = os.path.join(common.BENCHMARKS_DIR, ".cache")
 MAX_PREDICTIONS_512 = 80  # BERT's max_predictions_per_seq for 512-token sequences.
 # pip steps for --setup-peers (torch is held at the local CPU build by peers/torch_cpu_constraint.txt).
 PEER_INSTALL_STEPS = [["-r", os.path.join(common.PEERS_DIR, "objectives_requirements.txt")]]
-OPTIONAL_PEER_INSTALLS = {"fairseq": (["fairseq"], "import fairseq.data.denoising_dataset")}
+# fairseq 0.12.2 is imported through peers/fairseq_py311.py (a Python 3.11 dataclass shim, see there).
+OPTIONAL_PEER_INSTALLS = {"fairseq": (["fairseq"], f"import sys; sys.path.insert(0, {common.PEERS_DIR!r});"
+                                                   " import fairseq_py311; fairseq_py311.denoising_dataset()")}
 
 
 def packed_rows(batch: int, seq_len: int) -> tuple[PackedBatch, tokenizer_lib.Tokenizer, dict]:

@@ -15,9 +15,9 @@ Peers run afterwards in their own virtual environment (benchmarks/peers/train_st
 tokens/s: median of every timed run (each at least --min-seconds, after warm-up): --repeats runs per
 round, --rounds rounds alternating ours and the peers, so a change of load hits both sides. GFLOP/s:
 model FLOPs per token (pretrain_jax/flops.py: 6 x matmul parameters + attention + output layer,
-the masked-LM head counted at the predicted slots only) x tokens/s, the same count for a peer as
-for our step of the same task; next to it, a jitted 2048 x 2048 float32 matmul measured in the
-same run.
+the masked-LM head and the encoder's last block counted at the predicted slots only) x tokens/s,
+the same count for a peer as for our step of the same task; next to it, a jitted 2048 x 2048
+float32 matmul measured in the same run.
 """
 
 import argparse

@@ -136,9 +136,12 @@ def bench_t5_span(rows: dict, repeats: int) -> dict:
 def bench_fairseq_bart(rows: dict, repeats: int) -> dict:
     import argparse as argparse_lib
 
-    import fairseq
+    import fairseq_py311
     import torch
-    from fairseq.data import Dictionary, denoising_dataset
+
+    denoising_dataset = fairseq_py311.denoising_dataset()
+    import fairseq
+    from fairseq.data import Dictionary
 
     batch_size = rows["tokens"].shape[0]
     vocab = Dictionary()  # fairseq's own specials: bos 0, pad 1, eos 2, unk 3; then our pieces.

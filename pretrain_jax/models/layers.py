@@ -287,8 +287,7 @@ class Block(nnx.Module):
         rows = positions[:, None, :, None]
         mask = jnp.take_along_axis(mask, rows, axis=2)  # (B, 1, Q, L)
         if bias is not None:
-            bias = (jnp.moveaxis(jnp.take(bias[0], positions, axis=1), 1, 0) if bias.shape[0] == 1
-                    else jnp.take_along_axis(bias, rows, axis=2))  # (B, H, Q, L)
+            bias = jnp.take_along_axis(bias, rows, axis=2)  # (B, H, Q, L); a batch axis of 1 broadcasts.
         x = jnp.take_along_axis(x, positions[..., None], axis=1)
         x = self._sublayer(x, self.attention_norm,
                            lambda y: self.attention.attend(y, k, v, mask, bias, rngs=rngs), rngs)

@@ -157,9 +157,8 @@ def permute_sentences(rng, state: NoiseState, sentence_ids, rate: fractions.Frac
     sentence_doc = jnp.zeros((batch, length), jnp.int32).at[rows, by_sentence].max(seg, mode="drop")
     first, last = documents.document_bounds(sentence_doc)
     index = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length))
-    # One sort by (document, random score): each document's sentences in a random order, in place.
-    doc_key = jnp.where(sentence_doc > 0, sentence_doc, length + 1)
-    _, _, by_score = jax.lax.sort((doc_key, jax.random.uniform(rng, (batch, length)), index), num_keys=2)
+    # Each document's sentences in a random order, in place (unused table entries last).
+    by_score = masks.random_order_within(rng, jnp.where(sentence_doc > 0, sentence_doc, length + 1), length + 2)
     score_rank = jnp.zeros((batch, length), jnp.int32).at[rows, by_score].set(index) - first
     selected = (sentence_doc > 0) & (score_rank < _ceil_fraction(last - first + 1, rate))  # lowest scores
     # The r-th selected place of a document (by index) gets its r-th selected sentence by score.

@@ -5,6 +5,8 @@ ids; every function below treats each document of a row on its own. (B, L) array
 import jax
 import jax.numpy as jnp
 
+from pretrain_jax.objectives import masks
+
 
 def document_bounds(segment_ids):
     """First and last index of the document (run of equal segment ids) holding each position.
@@ -167,13 +169,8 @@ def shuffle_within_documents(rng, tokens, eligible, segment_ids):
         tokens   [ 20  21  22   1 | 30  31   1 ]  ->  e.g. [ 22  20  21   1 | 31  30   1 ]
     """
     start, _ = document_bounds(segment_ids)
-    bits = jax.random.bits(rng, tokens.shape, jnp.uint32)
     group = 2 * start + (~eligible).astype(jnp.int32)
-    _, _, source = jax.lax.sort(
-        (group, bits, jnp.broadcast_to(jnp.arange(tokens.shape[-1], dtype=jnp.int32), tokens.shape)),
-        dimension=tokens.ndim - 1,
-        num_keys=2,
-    )
+    source = masks.random_order_within(rng, group, 2 * tokens.shape[-1])
     rank = cumsum_within_documents(eligible, start) - eligible.astype(jnp.int32)
     shuffled = jnp.take_along_axis(tokens, jnp.take_along_axis(source, start + rank, axis=-1), axis=-1)
     return jnp.where(eligible, shuffled, tokens)

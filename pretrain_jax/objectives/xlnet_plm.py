@@ -128,8 +128,7 @@ def factorization_ranks(rng, target_positions, target_weights, seq_len: int):
     batch, num_slots = target_positions.shape
     rows = jnp.arange(batch)[:, None]
     valid = target_weights > 0
-    scores = jnp.where(valid, jax.random.uniform(rng, (batch, num_slots)), 2.0)
-    order = jnp.argsort(scores, axis=1)
+    order = masks.random_order(rng, valid)  # The valid slots first, in a random order.
     slot_rank = jnp.zeros((batch, num_slots), jnp.int32).at[rows, order].set(
         jnp.broadcast_to(jnp.arange(num_slots, dtype=jnp.int32), (batch, num_slots))
     )

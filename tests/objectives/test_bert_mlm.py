@@ -325,6 +325,20 @@ def test_first_in_random_order_takes_the_smallest_scores(length):
             assert got[row].sum() == min(budget[row], len(order))
 
 
+@pytest.mark.parametrize("length, fits", [(2**24, True), (2**24 + 1, False)])
+def test_position_keys_refuse_rows_over_2_to_the_24_tokens(length, fits):
+    """Shapes alone (eval_shape allocates nothing): 2^24 tokens fit the keys' position bits, one more does not."""
+    scores, eligible = jax.ShapeDtypeStruct((1, length), jnp.float32), jax.ShapeDtypeStruct((1, length), jnp.bool_)
+    budget = jax.ShapeDtypeStruct((1,), jnp.int32)
+    for fn, args in ((masks.first_in_random_order, (scores, eligible, budget)),
+                     (masks.random_order, (jax.random.key(0), eligible))):
+        if fits:
+            assert jax.eval_shape(fn, *args).shape == (1, length)
+        else:
+            with pytest.raises(ValueError, match=r"supports rows up to 2\^24 tokens"):
+                jax.eval_shape(fn, *args)
+
+
 def test_single_unit_fast_path_equals_the_general_greedy():
     # length_probs=None takes the prefix-sum path; [1.0] runs the one-anchor-per-step loop. Same key,
     # same order of anchors: the same choice, on layouts with many-piece words and tight budgets.

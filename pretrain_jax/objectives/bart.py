@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pretrain_jax.batch import ModelBatch, PackedBatch
-from pretrain_jax.objectives import documents, masks, relayout
+from pretrain_jax.objectives import documents, masks, prefix_sums, relayout
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
@@ -94,7 +94,7 @@ def _at(table, index):
 
 def _exclusive(values):
     values = values.astype(jnp.int32)
-    return jnp.cumsum(values, axis=1, dtype=jnp.int32) - values
+    return prefix_sums.cumsum(values) - values
 
 
 def _ceil_fraction(count, rate: fractions.Fraction):
@@ -150,7 +150,7 @@ def permute_sentences(rng, state: NoiseState, sentence_ids, rate: fractions.Frac
     content, seg = _content(state), state.segment_ids
     prev = lambda x, fill: jnp.pad(x[:, :-1], ((0, 0), (1, 0)), constant_values=fill)
     starts = content & (~prev(content, False) | (prev(seg, 0) != seg) | (prev(sentence_ids, -1) != sentence_ids))
-    sentence = jnp.cumsum(starts, axis=1, dtype=jnp.int32) - 1
+    sentence = prefix_sums.cumsum(starts) - 1
     by_sentence = jnp.where(content, sentence, length)
     # Tables over sentences (row order): length and document; unused entries have document 0.
     sentence_len = jnp.zeros((batch, length), jnp.int32).at[rows, by_sentence].add(1, mode="drop")
@@ -213,7 +213,7 @@ def infill_spans(
     keys = jax.random.split(rng, 5)
     content = _content(state)
     unit_starts, _ = masks.unit_and_run_starts(content, seg, state.word_starts if by_word else None)
-    unit = jnp.clip(jnp.cumsum(unit_starts, axis=1, dtype=jnp.int32) - 1, 0, length - 1)
+    unit = jnp.clip(prefix_sums.cumsum(unit_starts) - 1, 0, length - 1)
     start, end = documents.document_bounds(seg)
     doc_units = documents.document_totals(unit_starts, start, end)
     budget = _ceil_fraction(doc_units, ratio)
@@ -247,7 +247,7 @@ def infill_spans(
     edges = jnp.zeros((batch, length + 1), jnp.int32)
     edges = edges.at[rows, jnp.where(real, span_unit, length + 1)].add(1, mode="drop")
     edges = edges.at[rows, jnp.where(real, span_unit + place_len, length + 1)].add(-1, mode="drop")
-    masked = content & _at(jnp.cumsum(edges, axis=1)[:, :length] > 0, unit)
+    masked = content & _at(prefix_sums.cumsum(edges)[:, :length] > 0, unit)
     head_unit = jnp.zeros((batch, length), bool).at[rows, jnp.where(real, span_unit, length)].set(True, mode="drop")
 
     empty = placed & (place_len == 0)

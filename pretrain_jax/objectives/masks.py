@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pretrain_jax.objectives import prefix_sums
 from pretrain_jax.specials import SpecialIds
 
 # --------------------------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def select_units(rng, eligible, unit_starts, run_starts, budget, max_steps: int,
     rank = jnp.zeros((batch, length), jnp.int32).at[rows, order].set(positions)
 
     # Tables indexed by unit number (0, 1, ... from the left): its run and one past its last token.
-    unit_index = jnp.cumsum(unit_starts, axis=1, dtype=jnp.int32) - 1
+    unit_index = prefix_sums.cumsum(unit_starts) - 1
     next_starts = jnp.pad(unit_starts[:, 1:] | ~eligible[:, 1:], ((0, 0), (0, 1)), constant_values=True)
     unit_end = jnp.zeros((batch, length), jnp.int32).at[
         rows, jnp.where(eligible & next_starts, unit_index, length)
@@ -219,7 +220,7 @@ def select_units(rng, eligible, unit_starts, run_starts, budget, max_steps: int,
         chosen = eligible & jnp.take_along_axis(accepted, jnp.maximum(unit_index, 0), axis=1)
         return UnitSelection(chosen=chosen, units=(unit_starts & chosen).astype(jnp.int32), rank=rank)
 
-    run_index = jnp.cumsum(run_starts, axis=1, dtype=jnp.int32)
+    run_index = prefix_sums.cumsum(run_starts)
     unit_run = jnp.zeros((batch, length), jnp.int32).at[
         rows, jnp.where(unit_starts, unit_index, length)
     ].set(run_index, mode="drop")
@@ -257,7 +258,7 @@ def _single_units(order, anchor_tokens, budget, length: int):
     def step(state):
         accepted, remaining, next_rank, _ = state
         candidate = (index >= next_rank[:, None]) & (tokens_by_rank > 0) & (tokens_by_rank <= remaining[:, None])
-        running = jnp.cumsum(jnp.where(candidate, tokens_by_rank, 0), axis=1)
+        running = prefix_sums.cumsum(jnp.where(candidate, tokens_by_rank, 0))
         take = candidate & (running <= remaining[:, None])
         first_over = jnp.min(jnp.where(candidate & ~take, index, length), axis=1)
         remaining = remaining - jnp.sum(jnp.where(take, tokens_by_rank, 0), axis=1)
@@ -269,7 +270,7 @@ def _single_units(order, anchor_tokens, budget, length: int):
     # Back from rank order to unit numbers (anchors are numbered left to right).
     anchor_accepted = jnp.zeros(order.shape, bool).at[jnp.arange(order.shape[0])[:, None], order].set(
         accepted_by_rank)
-    unit_number = jnp.cumsum(anchor_tokens > 0, axis=1) - 1
+    unit_number = prefix_sums.cumsum(anchor_tokens > 0) - 1
     return jnp.zeros(order.shape, bool).at[
         jnp.arange(order.shape[0])[:, None], jnp.where(anchor_accepted, unit_number, length)
     ].set(True, mode="drop")
@@ -290,7 +291,7 @@ def _spans(valid, span_tokens, rank, budget, max_steps: int):
         fits = valid & (span_tokens <= remaining[:, None, None])
         fit_units = fits.sum(axis=2, dtype=jnp.int32)  # valid k form a prefix
         fit_tokens = jnp.max(jnp.where(fits, span_tokens, 0), axis=2)
-        covered_before = jnp.pad(jnp.cumsum(covered, axis=1, dtype=jnp.int32), ((0, 0), (1, 0)))
+        covered_before = jnp.pad(prefix_sums.cumsum(covered), ((0, 0), (1, 0)))
         span_end = jnp.minimum(positions + fit_tokens, length)
         overlap = jnp.take_along_axis(covered_before, span_end, axis=1) > covered_before[:, :length]
         acceptable = (fit_units > 0) & ~overlap & (rank > last_rank[:, None])
@@ -329,7 +330,7 @@ def compact_positions(chosen, max_predictions: int):
         weights   [ 1 1 1 0 ]
     """
     batch, length = chosen.shape
-    slot = jnp.where(chosen, jnp.cumsum(chosen, axis=1) - 1, max_predictions)
+    slot = jnp.where(chosen, prefix_sums.cumsum(chosen) - 1, max_predictions)
     rows = jnp.arange(batch)[:, None]
     positions = jnp.zeros((batch, max_predictions), jnp.int32).at[rows, slot].set(
         jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), (batch, length)), mode="drop"

@@ -5,6 +5,7 @@ are runs of equal segment ids numbered upwards along the row; rows keep their st
 import jax
 import jax.numpy as jnp
 
+from pretrain_jax.objectives import prefix_sums
 from pretrain_jax.objectives.documents import document_totals
 
 
@@ -15,7 +16,7 @@ def slot_of_rank(flags):
     """
     length = flags.shape[1]
     rows = jnp.arange(flags.shape[0])[:, None]
-    rank = jnp.where(flags, jnp.cumsum(flags, axis=1, dtype=jnp.int32) - 1, length)
+    rank = jnp.where(flags, prefix_sums.cumsum(flags) - 1, length)
     index = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), flags.shape)
     return jnp.zeros(flags.shape, jnp.int32).at[rows, rank].set(index, mode="drop")
 
@@ -47,7 +48,7 @@ def gap_inserts(active, gap, anchors, content, start, end):
     batch, length = active.shape
     rows = jnp.arange(batch)[:, None]
     anchors = anchors.astype(jnp.int32)
-    anchor_base = jnp.take_along_axis(jnp.cumsum(anchors, axis=1) - anchors, start, axis=1)
+    anchor_base = jnp.take_along_axis(prefix_sums.cumsum(anchors) - anchors, start, axis=1)
     at_end = gap >= document_totals(anchors, start, end)
     before_slot = jnp.take_along_axis(slot_of_rank(anchors > 0), jnp.clip(anchor_base + gap, 0, length - 1), axis=1)
     index = jnp.arange(length, dtype=jnp.int32)
@@ -73,10 +74,10 @@ def relayout(fields, segment_ids, keep, before, after):
     keep_i = keep.astype(jnp.int32)
     wanted = before + after
     room = length - keep_i.sum(axis=1, keepdims=True)
-    granted = jnp.clip(room - (jnp.cumsum(wanted, axis=1) - wanted), 0, wanted)
+    granted = jnp.clip(room - (prefix_sums.cumsum(wanted) - wanted), 0, wanted)
     before = jnp.minimum(before, granted)
     counts = granted + keep_i
-    first = jnp.cumsum(counts, axis=1) - counts
+    first = prefix_sums.cumsum(counts) - counts
     own = jnp.where(keep, first + before, length)
     in_row = jnp.arange(length) < counts.sum(axis=1, keepdims=True)
     place = lambda field: jnp.zeros_like(field).at[rows, own].set(field, mode="drop")

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.objectives import prefix_sums
 from pretrain_jax.objectives.bert_mlm import MaskedLmSettings, mask_tokens
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
@@ -60,14 +61,14 @@ def document_layout(tokens, segment_ids, sentence_ids, eos: int):
     previous_in = jnp.pad(in_document[:, :-1], ((0, 0), (1, 0)))
     previous_sentence = jnp.pad(sentence_ids[:, :-1], ((0, 0), (1, 0)))
     sentence_start = in_document & (~previous_in | (sentence_ids != previous_sentence))
-    sentence_index = jnp.cumsum(sentence_start, axis=1, dtype=jnp.int32) - 1
+    sentence_index = prefix_sums.cumsum(sentence_start) - 1
     sentence_len = jnp.zeros((batch, seq_len), jnp.int32).at[
         rows, jnp.where(in_document, sentence_index, seq_len)
     ].add(1, mode="drop")
     return {
         "start": jnp.argmax(in_document, axis=1).astype(jnp.int32),
         "num_sentences": sentence_start.sum(axis=1, dtype=jnp.int32),
-        "cum_len": jnp.cumsum(sentence_len, axis=1, dtype=jnp.int32),
+        "cum_len": prefix_sums.cumsum(sentence_len),
     }
 
 

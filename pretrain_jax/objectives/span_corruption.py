@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 
 from pretrain_jax.batch import ModelBatch, PackedBatch
-from pretrain_jax.objectives import documents, masks
+from pretrain_jax.objectives import documents, masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
@@ -183,7 +183,7 @@ def compact(emission: Emission, segment_ids, length: int):
     """
     batch, seq_len, width = emission.tokens.shape
     keep = emission.keep.reshape(batch, seq_len * width)
-    slot = jnp.where(keep, jnp.cumsum(keep, axis=1, dtype=jnp.int32) - 1, length)
+    slot = jnp.where(keep, prefix_sums.cumsum(keep) - 1, length)
     rows = jnp.arange(batch)[:, None]
     source_segments = jnp.broadcast_to(segment_ids[..., None], emission.tokens.shape).reshape(batch, -1)
     tokens = jnp.zeros((batch, length), jnp.int32).at[rows, slot].set(
@@ -243,7 +243,7 @@ def denoise(
     inputs, targets = inputs_fn(corruption), targets_fn(corruption)
     for emission, length in ((inputs, inputs_length), (targets, targets_length)):
         emitted = jnp.where(fits, emission.keep.sum(-1, dtype=jnp.int32), 0)
-        through_document = jnp.take_along_axis(jnp.cumsum(emitted, axis=-1), end, axis=-1)
+        through_document = jnp.take_along_axis(prefix_sums.cumsum(emitted), end, axis=-1)
         fits = fits & (through_document <= length)
     inputs = inputs._replace(keep=inputs.keep & fits[..., None])
     targets = targets._replace(keep=targets.keep & fits[..., None])

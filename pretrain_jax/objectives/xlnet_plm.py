@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pretrain_jax.batch import ModelBatch, PackedBatch
-from pretrain_jax.objectives import documents, masks
+from pretrain_jax.objectives import documents, masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
@@ -66,9 +66,9 @@ def sample_ngram_targets(
     batch, length = eligible.shape
     rows = jnp.arange(batch)[:, None]
     unit_starts, run_starts = masks.unit_and_run_starts(eligible, segment_ids, word_starts)
-    word_index = jnp.cumsum(unit_starts, axis=1, dtype=jnp.int32) - 1  # word of each eligible token
+    word_index = prefix_sums.cumsum(unit_starts) - 1  # word of each eligible token
     word_index_c = jnp.clip(word_index, 0, length - 1)
-    run_index = jnp.cumsum(run_starts, axis=1, dtype=jnp.int32)
+    run_index = prefix_sums.cumsum(run_starts)
 
     # Tables indexed by word number in the row: its run, and tokens in all words before it.
     word_run = jnp.zeros((batch, length), jnp.int32).at[
@@ -77,7 +77,7 @@ def sample_ngram_targets(
     word_len = jnp.zeros((batch, length), jnp.int32).at[
         rows, jnp.where(eligible, word_index, length)
     ].add(1, mode="drop")
-    tokens_before = jnp.pad(jnp.cumsum(word_len, axis=1), ((0, 0), (1, 0)))  # (B, L + 1)
+    tokens_before = jnp.pad(prefix_sums.cumsum(word_len), ((0, 0), (1, 0)))  # (B, L + 1)
 
     # Unit k of a document is drawn at its slot start + k (a document has at least as many slots
     # as words), so documents use disjoint, independent draws.
@@ -92,7 +92,7 @@ def sample_ngram_targets(
     unit_len = ngram + context
     first_in_doc = documents.cumsum_within_documents(unit_len, doc_start) - unit_len + left
     doc_words = documents.document_totals(unit_starts, doc_start, doc_end)
-    doc_base = jnp.take_along_axis(jnp.cumsum(unit_starts, axis=1, dtype=jnp.int32) - unit_starts, doc_start, 1)
+    doc_base = jnp.take_along_axis(prefix_sums.cumsum(unit_starts) - unit_starts, doc_start, 1)
     start = doc_base + first_in_doc  # first word of each n-gram, in the row's word numbering
     end = start + ngram
 
@@ -103,12 +103,12 @@ def sample_ngram_targets(
     size = jnp.take_along_axis(tokens_before, jnp.where(usable, end_c, 0), 1) - jnp.take_along_axis(
         tokens_before, jnp.where(usable, first_c, 0), 1
     )
-    kept = usable & (jnp.cumsum(size, axis=1) <= max_targets)
+    kept = usable & (prefix_sums.cumsum(size) <= max_targets)
 
     edges = jnp.zeros((batch, length + 1), jnp.int32)
     edges = edges.at[rows, jnp.where(kept, start, length + 1)].add(1, mode="drop")
     edges = edges.at[rows, jnp.where(kept, end, length + 1)].add(-1, mode="drop")
-    target_word = jnp.cumsum(edges, axis=1)[:, :length] > 0
+    target_word = prefix_sums.cumsum(edges)[:, :length] > 0
     targets = eligible & jnp.take_along_axis(target_word, word_index_c, 1)
     ngram_at_word = jnp.zeros((batch, length), jnp.int32).at[
         rows, jnp.where(kept, start, length)

@@ -5,7 +5,7 @@ ids; every function below treats each document of a row on its own. (B, L) array
 import jax
 import jax.numpy as jnp
 
-from pretrain_jax.objectives import masks
+from pretrain_jax.objectives import masks, prefix_sums
 
 
 def document_bounds(segment_ids):
@@ -32,14 +32,14 @@ def cumsum_within_documents(values, start):
         values [ 1  0  1  1 | 1  1 ]  (start [0 0 0 0 4 4])  ->  [ 1  1  2  3 | 1  2 ]
     """
     values = values.astype(jnp.int32)
-    total = jnp.cumsum(values, axis=-1, dtype=jnp.int32)
+    total = prefix_sums.cumsum(values)
     return total - jnp.take_along_axis(total - values, start, axis=-1)
 
 
 def document_totals(values, start, end):
     """(B, L) int32: the sum of `values` over each position's document, at every position."""
     values = values.astype(jnp.int32)
-    total = jnp.cumsum(values, axis=-1, dtype=jnp.int32)
+    total = prefix_sums.cumsum(values)
     return jnp.take_along_axis(total, end, axis=-1) - jnp.take_along_axis(total - values, start, axis=-1)
 
 

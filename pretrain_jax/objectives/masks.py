@@ -84,6 +84,14 @@ def truncated_geometric_probs(p: float, max_len: int) -> np.ndarray:
     return probs / probs.sum()
 
 
+def sample_lengths(rng, probs: np.ndarray, shape) -> jax.Array:
+    """int32 draws of 1..K with probabilities `probs` (K,), by inverse CDF: one uniform per draw,
+    where `jax.random.categorical` draws K Gumbels (on the CPU 2.2 of XLNet's 8 ms per 128 x 512)."""
+    cdf = jnp.asarray(np.cumsum(probs)[:-1], jnp.float32)
+    u = jax.random.uniform(rng, shape)
+    return 1 + jnp.sum(u[..., None] >= cdf, axis=-1, dtype=jnp.int32)
+
+
 def harmonic_probs(n_max: int) -> np.ndarray:
     """(n_max,) probabilities of n = 1..n_max proportional to 1/n (ALBERT n-gram masking)."""
     probs = 1.0 / np.arange(1, n_max + 1)

@@ -83,8 +83,7 @@ def sample_ngram_targets(
     # as words), so documents use disjoint, independent draws.
     doc_start, doc_end = documents.document_bounds(segment_ids)
     n_key, context_key, left_key = jax.random.split(rng, 3)
-    logits = jnp.log(jnp.asarray(masks.harmonic_probs(max_ngram), jnp.float32))
-    ngram = jax.random.categorical(n_key, logits, shape=(batch, length)).astype(jnp.int32) + 1
+    ngram = masks.sample_lengths(n_key, masks.harmonic_probs(max_ngram), (batch, length))
     context = jnp.floor(
         (tokens_per_target - 1.0) * ngram + jax.random.uniform(context_key, (batch, length))
     ).astype(jnp.int32)

@@ -150,8 +150,9 @@ def objective():
 
 def test_golden_example():
     # Row 0, document 1: words [40] [41 42] [43] [44 45] [46] [47] [48] + EOS; document 2: [50]..[53]
-    # + EOS. With this key the 1-grams [40] and [44 45] and the 2-gram [52] [53] are predicted in the
-    # order 45, 40, 52, 44, 53 (the pieces of a word are separate targets, ordered like any others).
+    # + EOS. With this key the words [41 42] [43] of document 1 and [51], [53] of document 2 are
+    # predicted in the order 43, 41, 51, 42, 53 (the pieces of a word are separate targets, ordered
+    # like any others).
     # Rows 1-3 are padding only: no targets, all ranks 0.
     tokens, segment_ids, positions = (np.zeros((4, SEQ), np.int32) for _ in range(3))
     word_starts = np.zeros((4, SEQ), bool)
@@ -161,11 +162,11 @@ def test_golden_example():
     word_starts[0, :16] = [1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
     packed = PackedBatch(tokens, segment_ids, positions, np.zeros_like(tokens), word_starts)
     out = jax.device_get(objective()(jax.random.key(6), packed))
-    np.testing.assert_array_equal(out["perm_ranks"][0, :16], [2, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0, 0, 3, 5, 0, 0])
+    np.testing.assert_array_equal(out["perm_ranks"][0, :16], [0, 2, 4, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 5, 0, 0])
     np.testing.assert_array_equal(out["perm_ranks"][:, 16:], 0)
     np.testing.assert_array_equal(out["perm_ranks"][1:], 0)
-    np.testing.assert_array_equal(out["plm_positions"][0], [0, 4, 5, 12, 13] + [0] * 7)
-    np.testing.assert_array_equal(out["plm_targets"][0], [40, 44, 45, 52, 53] + [0] * 7)
+    np.testing.assert_array_equal(out["plm_positions"][0], [1, 2, 3, 11, 13] + [0] * 7)
+    np.testing.assert_array_equal(out["plm_targets"][0], [41, 42, 43, 51, 53] + [0] * 7)
     np.testing.assert_array_equal(out["plm_weights"][0], [1] * 5 + [0] * 7)
     np.testing.assert_array_equal(out["plm_weights"][1:], 0)
     np.testing.assert_array_equal(out["inputs"], tokens)

@@ -119,8 +119,7 @@ def test_a_few_steps_reduce_the_loss():
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-@pytest.mark.parametrize("norm_position", ["post", "pre"])
-@pytest.mark.parametrize("remat", ["none", "full"])
+@pytest.mark.parametrize("norm_position, remat", [("post", "none"), ("pre", "full")])
 def test_the_last_block_at_the_read_positions_equals_the_full_encoder(model, norm_position, remat):
     """model(batch) runs its last block at [CLS] and the predicted slots only: same hidden states,
     logits and gradients as the heads on the full `encode` (no dropout)."""

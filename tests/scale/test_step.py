@@ -56,13 +56,15 @@ def _same_structure(node, structure) -> bool:
 
 def test_two_microbatches_of_4_equal_one_batch_of_8(reference_step):
     """Masks come from the objective on the whole batch, and each head is normalised by its weight
-    over the whole batch, so accumulation changes nothing but float rounding."""
+    over the whole batch, so accumulation changes nothing but float rounding. Adam's first step moves
+    each weight by about lr = 2e-3 whatever its gradient's size, so a small gradient summed from
+    cancelling terms in another order can move a weight by ~1e-7: atol 1e-6 is 1/2000 of a step."""
     state, metrics = one_step(tiny_config((2, 2, 2), **DETERMINISTIC, **{"train.microbatches": 2}))
     ref_state, ref_metrics = reference_step
     assert set(metrics) == set(ref_metrics)
     for key in metrics:
         np.testing.assert_allclose(metrics[key], ref_metrics[key], rtol=1e-5, err_msg=key)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), state, ref_state)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), state, ref_state)
 
 
 def test_bfloat16_compute_keeps_float32_master_weights_and_losses(reference_step):

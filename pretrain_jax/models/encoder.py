@@ -40,17 +40,20 @@ class Encoder(nnx.Module):
 
     def encode(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """-> hidden states (B, L, D)."""
-        segment_ids = batch["segment_ids"]
-        x = self.embeddings(batch["inputs"], batch["positions"], batch.get("token_type_ids"), rngs=rngs)
-        return self.stack(x, segment_mask(segment_ids, segment_ids), bias=self._position_bias(x.shape[1]), rngs=rngs)
+        x, mask, bias = self._stack_inputs(batch, rngs)
+        return self.stack(x, mask, bias=bias, rngs=rngs)
 
     def encode_at(self, batch: ModelBatch, positions: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """-> hidden states at positions (B, Q) int32: (B, Q, D), equal to gathering `encode(batch)`;
         the last block runs at those positions only."""
+        x, mask, bias = self._stack_inputs(batch, rngs)
+        return self.stack.at_positions(x, positions, mask, bias=bias, rngs=rngs)
+
+    def _stack_inputs(self, batch: ModelBatch, rngs: nnx.Rngs | None) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+        """-> embeddings (B, L, E), the document mask (B, 1, L, L) and the position bias or None."""
         segment_ids = batch["segment_ids"]
         x = self.embeddings(batch["inputs"], batch["positions"], batch.get("token_type_ids"), rngs=rngs)
-        return self.stack.at_positions(x, positions, segment_mask(segment_ids, segment_ids),
-                                       bias=self._position_bias(x.shape[1]), rngs=rngs)
+        return x, segment_mask(segment_ids, segment_ids), self._position_bias(x.shape[1])
 
     def _position_bias(self, length: int) -> jax.Array | None:
         """(1, H, L, L) float32 added to attention logits, or None with learned positions."""

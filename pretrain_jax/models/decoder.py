@@ -10,7 +10,7 @@ from flax import nnx
 
 from pretrain_jax.batch import ModelBatch
 from pretrain_jax.models.cache import DecodeState
-from pretrain_jax.models.layers import Dense, Embeddings, Stack
+from pretrain_jax.models.layers import Dense, Embeddings, Stack, gather
 from pretrain_jax.models.masks import decoder_mask
 from pretrain_jax.models.spec import ModelSpec
 
@@ -62,7 +62,7 @@ class Decoder(nnx.Module):
         segment_ids = (jnp.arange(length)[None] < lengths[:, None]).astype(jnp.int32)
         state = DecodeState.empty(self.stack.empty_caches(batch, length + max_new_tokens - 1))
         state, hidden = self._extend(state, prompt, segment_ids, bidirectional=prefix_lm)
-        last = jnp.take_along_axis(hidden, (lengths - 1)[:, None, None], axis=1)  # (B, 1, D)
+        last = gather(hidden, (lengths - 1)[:, None])  # (B, 1, D)
         return state, self.logits(last)[:, 0]
 
     def decode_step(self, state: DecodeState, tokens: jax.Array) -> tuple[DecodeState, jax.Array]:

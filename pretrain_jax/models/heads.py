@@ -7,15 +7,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.models.layers import Dense, Norm, TokenEmbedding, activate, dropout, make_param
+from pretrain_jax.models.layers import Dense, Norm, TokenEmbedding, activate, dropout, gather, make_param
 from pretrain_jax.models.spec import ModelSpec
 
 POOLINGS = ("cls", "last", "mean")
-
-
-def gather(hidden: jax.Array, positions: jax.Array) -> jax.Array:
-    """hidden: (B, L, D), positions: (B, P) int32 -> (B, P, D)."""
-    return jnp.take_along_axis(hidden, positions[..., None], axis=1)
 
 
 def last_token_index(segment_ids: jax.Array) -> jax.Array:

@@ -24,6 +24,11 @@ def make_param(rngs: nnx.Rngs, init: Callable, shape: tuple[int, ...], names: Na
     return nnx.Param(nnx.with_partitioning(init, names)(rngs.params(), shape, dtype))
 
 
+def gather(hidden: jax.Array, positions: jax.Array) -> jax.Array:
+    """hidden: (B, L, D), positions: (B, P) int32 -> (B, P, D)."""
+    return jnp.take_along_axis(hidden, positions[..., None], axis=1)
+
+
 def dropout(x: jax.Array, rate: float, rngs: nnx.Rngs | None) -> jax.Array:
     """Inverted dropout; the identity when `rngs` is None (deterministic) or `rate` is 0."""
     if rngs is None or rate == 0.0:
@@ -288,7 +293,7 @@ class Block(nnx.Module):
         mask = jnp.take_along_axis(mask, rows, axis=2)  # (B, 1, Q, L)
         if bias is not None:
             bias = jnp.take_along_axis(bias, rows, axis=2)  # (B, H, Q, L); a batch axis of 1 broadcasts.
-        x = jnp.take_along_axis(x, positions[..., None], axis=1)
+        x = gather(x, positions)
         x = self._sublayer(x, self.attention_norm,
                            lambda y: self.attention.attend(y, k, v, mask, bias, rngs=rngs), rngs)
         return self._sublayer(x, self.mlp_norm, self.mlp, rngs)

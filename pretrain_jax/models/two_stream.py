@@ -13,8 +13,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pretrain_jax.batch import ModelBatch
-from pretrain_jax.models.heads import gather
-from pretrain_jax.models.layers import Dense, Embeddings, Stack, dropout, make_param
+from pretrain_jax.models.layers import Dense, Embeddings, Stack, dropout, gather, make_param
 from pretrain_jax.models.masks import permutation_masks, segment_mask
 from pretrain_jax.models.spec import ModelSpec
 

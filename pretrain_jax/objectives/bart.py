@@ -92,11 +92,6 @@ def _at(table, index):
     return jnp.take_along_axis(table, index, axis=1)
 
 
-def _exclusive(values):
-    values = values.astype(jnp.int32)
-    return prefix_sums.cumsum(values) - values
-
-
 def _ceil_fraction(count, rate: fractions.Fraction):
     """ceil(count * rate) in exact integer arithmetic (in float32, ceil(10 * 0.3) = 4).
 
@@ -162,11 +157,13 @@ def permute_sentences(rng, state: NoiseState, sentence_ids, rate: fractions.Frac
     score_rank = jnp.zeros((batch, length), jnp.int32).at[rows, by_score].set(index) - first
     selected = (sentence_doc > 0) & (score_rank < _ceil_fraction(last - first + 1, rate))  # lowest scores
     # The r-th selected place of a document (by index) gets its r-th selected sentence by score.
-    rank = _exclusive(selected) - _at(_exclusive(selected), first)
+    selected_before = prefix_sums.exclusive_cumsum(selected)
+    rank = selected_before - _at(selected_before, first)
     ordering = jnp.where(selected, _at(by_score, jnp.clip(first + rank, 0, length - 1)), index)
-    new_start = jnp.zeros((batch, length), jnp.int32).at[rows, ordering].set(_exclusive(_at(sentence_len, ordering)))
+    ordered_start = prefix_sums.exclusive_cumsum(_at(sentence_len, ordering))
+    new_start = jnp.zeros((batch, length), jnp.int32).at[rows, ordering].set(ordered_start)
     sentence_c = jnp.clip(sentence, 0, length - 1)
-    offset = _exclusive(content) - _at(_exclusive(sentence_len), sentence_c)
+    offset = prefix_sums.exclusive_cumsum(content) - _at(prefix_sums.exclusive_cumsum(sentence_len), sentence_c)
     return _move_content(state, _at(new_start, sentence_c) + offset)
 
 
@@ -222,7 +219,7 @@ def infill_spans(
     # Span k of a document is drawn at slot start + k: documents use disjoint, independent draws.
     u = jax.random.uniform(keys[0], (batch, length))
     drawn = jnp.minimum(jnp.searchsorted(jnp.asarray(length_cdf), u, side="right"), len(length_cdf) - 1)
-    drawn_before = documents.cumsum_within_documents(drawn, start) - drawn
+    drawn_before = documents.cumsum_within_documents(drawn, start, exclusive=True)
     used = (seg > 0) & (drawn_before < budget)
     span_length = jnp.where(used, jnp.minimum(drawn, budget - drawn_before), 0)
     num_spans = documents.document_totals(used, start, end)
@@ -241,8 +238,8 @@ def infill_spans(
     gap = jnp.minimum(jnp.floor(cum / total * (free_units + 1)).astype(jnp.int32), free_units)
 
     # Mark the units of each span: it starts after `gap` free units and the spans placed before it.
-    placed_before = documents.cumsum_within_documents(place_len, start) - place_len
-    span_unit = _at(_exclusive(unit_starts), start) + gap + placed_before
+    placed_before = documents.cumsum_within_documents(place_len, start, exclusive=True)
+    span_unit = _at(prefix_sums.exclusive_cumsum(unit_starts), start) + gap + placed_before
     real = placed & (place_len > 0)
     edges = jnp.zeros((batch, length + 1), jnp.int32)
     edges = edges.at[rows, jnp.where(real, span_unit, length + 1)].add(1, mode="drop")
@@ -286,8 +283,9 @@ def rotate_documents(rng, state: NoiseState, rate: float) -> NoiseState:
     doc_tokens = documents.document_totals(content, start, end)
     rotate = _at(jax.random.uniform(pick_key, shape) < rate, start)
     offset = _at(jnp.floor(jax.random.uniform(offset_key, shape) * doc_tokens).astype(jnp.int32), start)
-    base = _at(_exclusive(content), start)
-    local = _exclusive(content) - base
+    before = prefix_sums.exclusive_cumsum(content)
+    base = _at(before, start)
+    local = before - base
     rotated = jnp.mod(local - offset, jnp.maximum(doc_tokens, 1))
     return _move_content(state, base + jnp.where(rotate, rotated, local))
 

@@ -26,14 +26,17 @@ def document_bounds(segment_ids):
     return start, end
 
 
-def cumsum_within_documents(values, start):
-    """(B, L) int32: inclusive running sum of `values`, restarting at each document's start.
+def cumsum_within_documents(values, start, exclusive=False):
+    """(B, L) int32: running sum of `values`, restarting at each document's start; inclusive, or
+    with `exclusive` the sum before each position.
 
         values [ 1  0  1  1 | 1  1 ]  (start [0 0 0 0 4 4])  ->  [ 1  1  2  3 | 1  2 ]
+                                                   exclusive ->  [ 0  1  1  2 | 0  1 ]
     """
     values = values.astype(jnp.int32)
-    total = prefix_sums.cumsum(values)
-    return total - jnp.take_along_axis(total - values, start, axis=-1)
+    before = prefix_sums.exclusive_cumsum(values)
+    within = before - jnp.take_along_axis(before, start, axis=-1)
+    return within if exclusive else within + values
 
 
 def document_totals(values, start, end):
@@ -133,7 +136,7 @@ def random_spans_noise_mask(rng, eligible, segment_ids, noise_density, mean_nois
     rows = jnp.arange(start.shape[0])[:, None]
     indicator = jnp.zeros(start.shape, jnp.int32).at[rows, target].add(1, mode="drop")
     noise_in_order = cumsum_within_documents(indicator, start) % 2 == 1
-    rank = cumsum_within_documents(eligible, start) - eligible.astype(jnp.int32)
+    rank = cumsum_within_documents(eligible, start, exclusive=True)
     noise = eligible & corruptible & jnp.take_along_axis(noise_in_order, start + rank, axis=-1)
     return noise, corruptible
 
@@ -159,7 +162,7 @@ def random_prefix_noise_mask(rng, eligible, segment_ids):
     corruptible = (segment_ids > 0) & (num_tokens >= 2)
     split = jax.random.randint(rng, start.shape, 1, jnp.maximum(num_tokens, 2), dtype=jnp.int32)
     split = jnp.take_along_axis(split, start, axis=-1)
-    rank = cumsum_within_documents(eligible, start) - eligible.astype(jnp.int32)
+    rank = cumsum_within_documents(eligible, start, exclusive=True)
     return eligible & corruptible & (rank >= split), corruptible
 
 
@@ -171,6 +174,6 @@ def shuffle_within_documents(rng, tokens, eligible, segment_ids):
     start, _ = document_bounds(segment_ids)
     group = 2 * start + (~eligible).astype(jnp.int32)
     source = masks.random_order_within(rng, group, 2 * tokens.shape[-1])
-    rank = cumsum_within_documents(eligible, start) - eligible.astype(jnp.int32)
+    rank = cumsum_within_documents(eligible, start, exclusive=True)
     shuffled = jnp.take_along_axis(tokens, jnp.take_along_axis(source, start + rank, axis=-1), axis=-1)
     return jnp.where(eligible, shuffled, tokens)

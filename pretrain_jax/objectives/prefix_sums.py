@@ -23,3 +23,8 @@ def cumsum(values: jax.Array) -> jax.Array:
         raise TypeError(f"prefix_sums.cumsum takes bool or integer arrays, got {values.dtype}")
     rows = values.astype(jnp.int32).reshape(-1, values.shape[-1])
     return jax.lax.associative_scan(jnp.add, rows, axis=1).reshape(values.shape)
+
+
+def exclusive_cumsum(values: jax.Array) -> jax.Array:
+    """Exclusive prefix sum (the sum before each position) -> int32: [1 0 2 1] -> [0 1 1 3]."""
+    return cumsum(values) - values.astype(jnp.int32)

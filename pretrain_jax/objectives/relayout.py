@@ -48,7 +48,7 @@ def gap_inserts(active, gap, anchors, content, start, end):
     batch, length = active.shape
     rows = jnp.arange(batch)[:, None]
     anchors = anchors.astype(jnp.int32)
-    anchor_base = jnp.take_along_axis(prefix_sums.cumsum(anchors) - anchors, start, axis=1)
+    anchor_base = jnp.take_along_axis(prefix_sums.exclusive_cumsum(anchors), start, axis=1)
     at_end = gap >= document_totals(anchors, start, end)
     before_slot = jnp.take_along_axis(slot_of_rank(anchors > 0), jnp.clip(anchor_base + gap, 0, length - 1), axis=1)
     index = jnp.arange(length, dtype=jnp.int32)
@@ -74,10 +74,10 @@ def relayout(fields, segment_ids, keep, before, after):
     keep_i = keep.astype(jnp.int32)
     wanted = before + after
     room = length - keep_i.sum(axis=1, keepdims=True)
-    granted = jnp.clip(room - (prefix_sums.cumsum(wanted) - wanted), 0, wanted)
+    granted = jnp.clip(room - prefix_sums.exclusive_cumsum(wanted), 0, wanted)
     before = jnp.minimum(before, granted)
     counts = granted + keep_i
-    first = prefix_sums.cumsum(counts) - counts
+    first = prefix_sums.exclusive_cumsum(counts)
     own = jnp.where(keep, first + before, length)
     in_row = jnp.arange(length) < counts.sum(axis=1, keepdims=True)
     place = lambda field: jnp.zeros_like(field).at[rows, own].set(field, mode="drop")

@@ -89,9 +89,9 @@ def sample_ngram_targets(
     ).astype(jnp.int32)
     left = jnp.floor(jax.random.uniform(left_key, (batch, length)) * jnp.maximum(context, 1)).astype(jnp.int32)
     unit_len = ngram + context
-    first_in_doc = documents.cumsum_within_documents(unit_len, doc_start) - unit_len + left
+    first_in_doc = documents.cumsum_within_documents(unit_len, doc_start, exclusive=True) + left
     doc_words = documents.document_totals(unit_starts, doc_start, doc_end)
-    doc_base = jnp.take_along_axis(prefix_sums.cumsum(unit_starts) - unit_starts, doc_start, 1)
+    doc_base = jnp.take_along_axis(prefix_sums.exclusive_cumsum(unit_starts), doc_start, 1)
     start = doc_base + first_in_doc  # first word of each n-gram, in the row's word numbering
     end = start + ngram
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -34,23 +35,7 @@ def jitted(seq_len, **overrides):
 draw_plan = jax.jit(functools.partial(fim.draw_plan, specials=SPECIALS), static_argnums=3)
 
 
-def pack(rows, seq_len, seed=0, special_prob=0.0, eos_prob=1.0):
-    """PackedBatch from per-row document lengths (documents that do not fit are skipped)."""
-    rng = np.random.default_rng(seed)
-    tokens, segment_ids, positions = (np.zeros((len(rows), seq_len), np.int32) for _ in range(3))
-    for b, lengths in enumerate(rows):
-        at = 0
-        for doc, size in enumerate(lengths, start=1):
-            if at + size > seq_len:
-                break
-            body = rng.integers(SPECIALS.first_normal_id, SPECIALS.normal_id_end, size)
-            body[rng.random(size) < special_prob] = SEP
-            if rng.random() < eos_prob:
-                body[-1] = EOS
-            tokens[b, at : at + size], segment_ids[b, at : at + size] = body, doc
-            positions[b, at : at + size] = np.arange(size)
-            at += size
-    return PackedBatch(tokens, segment_ids, positions)
+pack = functools.partial(pack_documents, specials=SPECIALS)
 
 
 @pytest.mark.parametrize(

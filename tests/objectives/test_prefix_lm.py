@@ -1,11 +1,14 @@
 """prefix_lm: golden rows, uniform split, no loss in the prefix or across documents."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -23,21 +26,7 @@ def objective(seq_len):
 OBJECTIVE_32 = objective(32)
 
 
-def pack(rows, seq_len, seed=0, special_prob=0.0):
-    rng = np.random.default_rng(seed)
-    tokens, segment_ids, positions = (np.zeros((len(rows), seq_len), np.int32) for _ in range(3))
-    for b, lengths in enumerate(rows):
-        at = 0
-        for doc, size in enumerate(lengths, start=1):
-            if at + size > seq_len:
-                break
-            body = rng.integers(SPECIALS.first_normal_id, SPECIALS.normal_id_end, size)
-            body[rng.random(size) < special_prob] = SEP
-            body[-1] = EOS
-            tokens[b, at : at + size], segment_ids[b, at : at + size] = body, doc
-            positions[b, at : at + size] = np.arange(size)
-            at += size
-    return PackedBatch(tokens, segment_ids, positions)
+pack = functools.partial(pack_documents, specials=SPECIALS)
 
 
 def test_golden_rows():

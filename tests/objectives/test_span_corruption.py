@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -35,19 +36,7 @@ def jitted(seq_len, specials=SPECIALS, **overrides):
 
 
 def pack(rows, seq_len, seed=0, special_prob=0.0, specials=SPECIALS):
-    """PackedBatch from per-row document lengths: random ordinary ids, EOS last, padding after."""
-    rng = np.random.default_rng(seed)
-    tokens, segment_ids, positions = (np.zeros((len(rows), seq_len), np.int32) for _ in range(3))
-    for b, lengths in enumerate(rows):
-        at = 0
-        for doc, size in enumerate(lengths, start=1):
-            body = rng.integers(specials.first_normal_id, specials.normal_id_end, size)
-            body[rng.random(size) < special_prob] = SEP
-            body[-1] = EOS
-            tokens[b, at : at + size], segment_ids[b, at : at + size] = body, doc
-            positions[b, at : at + size] = np.arange(size)
-            at += size
-    return PackedBatch(tokens, segment_ids, positions)
+    return pack_documents(rows, seq_len, seed, special_prob, specials=specials)
 
 
 def t5_counts(n, density, mean):

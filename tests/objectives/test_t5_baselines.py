@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -35,21 +36,7 @@ def jitted(name, seq_len, **overrides):
     return jax.jit(BUILDERS[name](baseline_config(name, **overrides), SPECIALS, seq_len))
 
 
-def pack(rows, seq_len, seed=0, special_prob=0.0):
-    """PackedBatch from per-row document lengths: distinct ordinary ids per row, EOS last."""
-    rng = np.random.default_rng(seed)
-    tokens, segment_ids, positions = (np.zeros((len(rows), seq_len), np.int32) for _ in range(3))
-    for b, lengths in enumerate(rows):
-        ids = rng.permutation(np.arange(SPECIALS.first_normal_id, SPECIALS.normal_id_end))
-        at = 0
-        for doc, size in enumerate(lengths, start=1):
-            body = ids[at : at + size].copy()
-            body[rng.random(size) < special_prob] = SEP
-            body[-1] = EOS
-            tokens[b, at : at + size], segment_ids[b, at : at + size] = body, doc
-            positions[b, at : at + size] = np.arange(size)
-            at += size
-    return PackedBatch(tokens, segment_ids, positions)
+pack = functools.partial(pack_documents, specials=SPECIALS, distinct_ids=True)
 
 
 def fit(rows, seq_len, batch):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -31,20 +32,7 @@ def jitted(seq_len, **overrides):
     return jax.jit(ul2.build(ul2_config(**overrides), SPECIALS, seq_len))
 
 
-def pack(rows, seq_len, seed=0, special_prob=0.0):
-    """PackedBatch from per-row document lengths: random ordinary ids, EOS last, padding after."""
-    rng = np.random.default_rng(seed)
-    tokens, segment_ids, positions = (np.zeros((len(rows), seq_len), np.int32) for _ in range(3))
-    for b, lengths in enumerate(rows):
-        at = 0
-        for doc, size in enumerate(lengths, start=1):
-            body = rng.integers(SPECIALS.first_normal_id, SPECIALS.normal_id_end, size)
-            body[rng.random(size) < special_prob] = SEP
-            body[-1] = EOS
-            tokens[b, at : at + size], segment_ids[b, at : at + size] = body, doc
-            positions[b, at : at + size] = np.arange(size)
-            at += size
-    return PackedBatch(tokens, segment_ids, positions)
+pack = functools.partial(pack_documents, specials=SPECIALS)
 
 
 def documents(tokens, segment_ids):

@@ -20,9 +20,9 @@ def document_bounds(segment_ids):
     index = jnp.broadcast_to(jnp.arange(length, dtype=jnp.int32), segment_ids.shape)
     change = segment_ids[..., 1:] != segment_ids[..., :-1]
     edge = jnp.ones_like(change[..., :1])
-    start = jax.lax.cummax(jnp.where(jnp.concatenate([edge, change], axis), index, 0), axis)
+    start = prefix_sums.cummax(jnp.where(jnp.concatenate([edge, change], axis), index, 0))
     last = jnp.concatenate([change, edge], axis)
-    end = jax.lax.cummin(jnp.where(last, index, length - 1), axis, reverse=True)
+    end = prefix_sums.cummin(jnp.where(last, index, length - 1), reverse=True)
     return start, end
 
 

@@ -2,7 +2,6 @@
 are runs of equal segment ids numbered upwards along the row; rows keep their static length.
 """
 
-import jax
 import jax.numpy as jnp
 
 from pretrain_jax.objectives import prefix_sums
@@ -52,7 +51,7 @@ def gap_inserts(active, gap, anchors, content, start, end):
     at_end = gap >= document_totals(anchors, start, end)
     before_slot = jnp.take_along_axis(slot_of_rank(anchors > 0), jnp.clip(anchor_base + gap, 0, length - 1), axis=1)
     index = jnp.arange(length, dtype=jnp.int32)
-    last_content = jnp.take_along_axis(jax.lax.cummax(jnp.where(content, index, -1), axis=1), end, axis=1)
+    last_content = jnp.take_along_axis(prefix_sums.cummax(jnp.where(content, index, -1)), end, axis=1)
     zeros = jnp.zeros((batch, length), jnp.int32)
     before = zeros.at[rows, jnp.where(active & ~at_end, before_slot, length)].add(1, mode="drop")
     after = zeros.at[rows, jnp.where(active & at_end, last_content, length)].add(1, mode="drop")
@@ -84,6 +83,6 @@ def relayout(fields, segment_ids, keep, before, after):
     # Segment ids increase along a row, so each new place's document is a running maximum.
     opened = jnp.where(counts > 0, first, length)
     marker = jnp.zeros_like(segment_ids).at[rows, opened].set(segment_ids, mode="drop")
-    new_segment_ids = jnp.where(in_row, jax.lax.cummax(marker, axis=1), 0)
+    new_segment_ids = jnp.where(in_row, prefix_sums.cummax(marker), 0)
     new_slots = in_row & ~place(keep)
     return tuple(place(field) for field in fields), new_segment_ids, new_slots

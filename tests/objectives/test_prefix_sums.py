@@ -1,0 +1,29 @@
+"""prefix_sums: the scans equal numpy's running sums, maxima and minima exactly, on any leading shape."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pretrain_jax.objectives import prefix_sums
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=3), seed=st.integers(0, 2**16))
+def test_scans_equal_numpy(shape, seed):
+    values = np.random.default_rng(seed).integers(-50, 50, shape).astype(np.int32)
+    np.testing.assert_array_equal(prefix_sums.cumsum(values), np.cumsum(values, -1))
+    np.testing.assert_array_equal(prefix_sums.exclusive_cumsum(values), np.cumsum(values, -1) - values)
+    np.testing.assert_array_equal(prefix_sums.cummax(values), np.maximum.accumulate(values, -1))
+    np.testing.assert_array_equal(prefix_sums.cummin(values), np.minimum.accumulate(values, -1))
+    reverse_min = np.flip(np.minimum.accumulate(np.flip(values, -1), -1), -1)
+    np.testing.assert_array_equal(prefix_sums.cummin(values, reverse=True), reverse_min)
+
+
+def test_bools_count_as_int32_and_floats_are_refused():
+    out = prefix_sums.cumsum(jnp.array([[True, False, True, True]]))
+    assert out.dtype == jnp.int32
+    np.testing.assert_array_equal(out, [[1, 1, 2, 3]])
+    with pytest.raises(TypeError, match="bool or integer"):
+        prefix_sums.cummax(jnp.array([1.0, 2.0]))

@@ -10,9 +10,8 @@ gave t5_span_corruption 10.6 vs 11.2 ms, bart 16.7 vs 17.9 and ul2 21.4 vs 20.8 
 batch.
 
 Running maxima and minima (`cummax`, `cummin`: document bounds) are scans of the same kind; against
-`lax.cummax`/`lax.cummin`'s reduce-windows they made whole objectives 6-12% faster (A/B in one
-process, 4 rounds of 15 batches of 128 x 512: t5_span_corruption 7.27 vs 8.17 ms, bart 11.70 vs
-12.40, ul2 13.18 vs 14.58).
+`lax.cummax`/`lax.cummin`'s reduce-windows they made t5_span_corruption, bart and ul2 1.09x faster
+(`benchmarks/prefix_scans.py`, BENCHMARKS.md).
 """
 
 import jax

@@ -157,8 +157,7 @@ def permute_sentences(rng, state: NoiseState, sentence_ids, rate: fractions.Frac
     score_rank = jnp.zeros((batch, length), jnp.int32).at[rows, by_score].set(index) - first
     selected = (sentence_doc > 0) & (score_rank < _ceil_fraction(last - first + 1, rate))  # lowest scores
     # The r-th selected place of a document (by index) gets its r-th selected sentence by score.
-    selected_before = prefix_sums.exclusive_cumsum(selected)
-    rank = selected_before - _at(selected_before, first)
+    rank = documents.cumsum_within_documents(selected, first, exclusive=True)
     ordering = jnp.where(selected, _at(by_score, jnp.clip(first + rank, 0, length - 1)), index)
     ordered_start = prefix_sums.exclusive_cumsum(_at(sentence_len, ordering))
     new_start = jnp.zeros((batch, length), jnp.int32).at[rows, ordering].set(ordered_start)

@@ -71,9 +71,10 @@ def get_config(arg=None):
     c.objective.electra.random_prob = 0.0  # Of the chosen: share replaced by a random id (none in ELECTRA).
 
     c.objective.xlnet_plm = ml_collections.ConfigDict()
-    c.objective.xlnet_plm.tokens_per_target = 6.0  # K: about 1 token in K is predicted (>= 1; 1 = all).
-    c.objective.xlnet_plm.max_ngram = 5  # Targets are n-grams of n in 1..max_ngram words, p proportional to 1/n.
-    c.objective.xlnet_plm.num_predict = 85  # Target slots per row (Np, output shape; <= data.seq_len; XLNet 85 at 512).
+    c.objective.xlnet_plm.mask_alpha = 6  # An n-token n-gram gets n * mask_alpha / mask_beta tokens of context (XLNet).
+    c.objective.xlnet_plm.mask_beta = 1  # See mask_alpha; XLNet's 6 / 1 with the top-up predicts ~1 token in 6.
+    c.objective.xlnet_plm.max_ngram = 5  # N-grams of n in 1..max_ngram tokens from a word start, p proportional to 1/n.
+    c.objective.xlnet_plm.num_predict = 85  # Targets per row (Np, output shape; <= data.seq_len; XLNet 85 at 512).
 
     c.objective.bart = ml_collections.ConfigDict()
     c.objective.bart.permute_sentence_rate = 1.0  # Share of each document's sentences shuffled (0 = off).
@@ -93,8 +94,9 @@ def get_config(arg=None):
 
     c.objective.fim = ml_collections.ConfigDict()
     c.objective.fim.fim_rate = 0.5  # Probability a document is FIM-transformed (else plain causal LM).
-    c.objective.fim.spm_rate = 0.0  # Of transformed documents, probability of SPM order (0 = all PSM).
+    c.objective.fim.spm_rate = 0.5  # Of transformed documents, probability of SPM order (0.5: joint PSM/SPM).
     c.objective.fim.loss_on = "all"  # "all": loss on every next token; "middle": middle tokens and its EOS only.
+    c.objective.fim.cut_unit = "token"  # Cut points on "token"s (on device) or "char"acters (on the host, the paper).
 
     c.objective.t5_span_corruption = ml_collections.ConfigDict()
     c.objective.t5_span_corruption.noise_density = 0.15  # Fraction of each document's tokens corrupted.
@@ -112,15 +114,15 @@ def get_config(arg=None):
     c.objective.t5_deshuffle = ml_collections.ConfigDict()  # T5 deshuffling baseline: no hyper-parameters.
 
     c.objective.t5_mass = ml_collections.ConfigDict()
-    c.objective.t5_mass.noise = "iid"  # "iid" per token (T5 paper baselines) or "spans" (T5 random spans).
+    c.objective.t5_mass.noise = "iid"  # "iid" per token (T5 paper baselines), "uniform" (fixed count) or "spans".
     c.objective.t5_mass.noise_density = 0.15  # Fraction of tokens replaced by [MASK].
     c.objective.t5_mass.mean_noise_span_length = 3.0  # noise="spans": mean span length (tokens).
 
     c.objective.t5_drop_tokens = ml_collections.ConfigDict()
-    c.objective.t5_drop_tokens.noise = "iid"  # "iid" per token (T5 paper baselines) or "spans" (T5 random spans).
+    c.objective.t5_drop_tokens.noise = "uniform"  # "uniform": T5's count, uniform positions; "iid" (T5); "spans".
     c.objective.t5_drop_tokens.noise_density = 0.15  # Fraction of tokens dropped from the inputs (the targets).
     c.objective.t5_drop_tokens.mean_noise_span_length = 3.0  # noise="spans": mean span length (tokens).
-    c.objective.t5_drop_tokens.targets_length = 0  # Decoder length (tokens); 0 = T5's span helper (114 at 512).
+    c.objective.t5_drop_tokens.targets_length = 0  # Decoder length (tokens); 0 = what a full row needs (91 at 512).
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "encoder"  # "encoder", "decoder", "encoder_decoder" or "two_stream".

@@ -21,7 +21,8 @@ from configs import base, common
 def get_config(arg=None):
     c = base.get_config()
     c.objective.name = "xlnet_plm"
-    c.objective.xlnet_plm.tokens_per_target = 6.0
+    c.objective.xlnet_plm.mask_alpha = 6
+    c.objective.xlnet_plm.mask_beta = 1
     c.objective.xlnet_plm.max_ngram = 5
     c.objective.xlnet_plm.num_predict = 85
     c.model.family = "two_stream"

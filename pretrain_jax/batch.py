@@ -18,11 +18,15 @@ class PackedBatch(NamedTuple):
     positions:    int32, position of the token within its document (restarts at 0 per document).
     sentence_ids: int32, sentence index within the document (0-based; 0 on padding), or None.
     word_starts:  bool, True where the token starts a word (SentencePiece "▁"), or None.
+    document_ids: int32, the index of the source document in its split, the same in every row that
+                  holds a piece of it (the packer splits long documents over rows); -1 on padding;
+                  or None. Objectives that pair documents (nsp, sop) tell documents apart by it.
 
     Example (L = 8, two documents and padding):
-        tokens       [ 17  52  9  1 | 33  8  1 | 0 ]
-        segment_ids  [  1   1  1  1 |  2  2  2 | 0 ]
-        positions    [  0   1  2  3 |  0  1  2 | 0 ]
+        tokens       [ 17  52  9  1 | 33  8  1 |  0 ]
+        segment_ids  [  1   1  1  1 |  2  2  2 |  0 ]
+        positions    [  0   1  2  3 |  0  1  2 |  0 ]
+        document_ids [ 40  40 40 40 |  7  7  7 | -1 ]
     """
 
     tokens: Array
@@ -30,6 +34,7 @@ class PackedBatch(NamedTuple):
     positions: Array
     sentence_ids: Array | None = None
     word_starts: Array | None = None
+    document_ids: Array | None = None
 
 
 # A ModelBatch is a flat dict of arrays whose keys depend on the model family; every shape is fixed

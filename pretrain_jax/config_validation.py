@@ -17,7 +17,7 @@ import ml_collections
 
 from pretrain_jax.batch import PackedBatch
 from pretrain_jax.models.spec import REMATS
-from pretrain_jax.objectives import FAMILIES, build_objective, get_spec
+from pretrain_jax.objectives import FAMILIES, build_objective, build_row_budget, get_spec
 from pretrain_jax.specials import SpecialIds
 
 # ModelBatch keys holding a token sequence the model embeds, by what the error message calls them.
@@ -109,10 +109,11 @@ def objective_output_lengths(config: ml_collections.ConfigDict) -> dict[str, int
     try:
         specials = SpecialIds(vocab_size=config.tokenizer.vocab_size, num_sentinels=config.tokenizer.num_sentinels)
         objective_fn, _ = build_objective(config.objective, specials, d.seq_len)
+        row_length = build_row_budget(config.objective, specials, d.seq_len).row_length
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    ints = jax.ShapeDtypeStruct((d.batch_size, d.seq_len), jnp.int32)
-    packed = PackedBatch(ints, ints, ints, ints, jax.ShapeDtypeStruct((d.batch_size, d.seq_len), jnp.bool_))
+    ints = jax.ShapeDtypeStruct((d.batch_size, row_length), jnp.int32)
+    packed = PackedBatch(ints, ints, ints, ints, jax.ShapeDtypeStruct((d.batch_size, row_length), jnp.bool_), ints)
     shapes = jax.eval_shape(objective_fn, jax.random.key(0), packed)
     return {key: shapes[key].shape[1] for key in SEQUENCE_KEYS if key in shapes}
 

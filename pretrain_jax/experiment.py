@@ -20,7 +20,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from pretrain_jax import config_validation, distributed, models, objectives, optim, sharding, steps
+from pretrain_jax import config_validation, distributed, models, objectives, optim, row_budget, sharding, steps
 from pretrain_jax.batch import PackedBatch
 from pretrain_jax.data import corpus
 from pretrain_jax.data import tokenizer as tokenizer_lib
@@ -36,6 +36,8 @@ class Experiment:
     tokenizer: tokenizer_lib.Tokenizer | None  # None for `for_shapes` experiments.
     specials: SpecialIds
     objective_fn: object
+    row_budget: row_budget.RowBudget  # How many raw tokens a packed row holds (its row_length is the batch's L).
+    host_transform: object  # The objective's host step on each document's text, or None.
     mesh: Mesh
     graphdef: nnx.GraphDef
     tx: optax.GradientTransformation
@@ -70,6 +72,8 @@ class Experiment:
     @classmethod
     def _build(cls, config, workdir, tokenizer, specials: SpecialIds, devices) -> "Experiment":
         objective_fn, family = objectives.build_objective(config.objective, specials, config.data.seq_len)
+        budget = objectives.build_row_budget(config.objective, specials, config.data.seq_len)
+        host_transform = objectives.build_host_transform(config.objective, specials)
         config_validation.check_family(config, family)
         mesh = sharding.make_mesh(config.mesh, devices)
         _check_batch_split(config, mesh)
@@ -86,7 +90,8 @@ class Experiment:
             "params": param_shardings,
             "opt_state": opt_shardings,
         }
-        return cls(config, workdir, tokenizer, specials, objective_fn, mesh, graphdef, tx, state_shardings)
+        return cls(config, workdir, tokenizer, specials, objective_fn, budget, host_transform, mesh, graphdef, tx,
+                   state_shardings)
 
     def init_state(self) -> steps.TrainState:
         """Fresh train state, created directly in its shardings."""
@@ -107,12 +112,12 @@ class Experiment:
 
     def abstract_batch(self) -> PackedBatch:
         """ShapeDtypeStructs of one global train batch as `sharding.to_global_batch` places it."""
-        shape = (self.config.data.batch_size, self.config.data.seq_len)
+        shape = (self.config.data.batch_size, self.row_budget.row_length)
 
         def leaf(dtype):
             return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding.batch_sharding(self.mesh))
 
-        return PackedBatch(*(leaf(jnp.int32) for _ in range(4)), leaf(jnp.bool_))
+        return PackedBatch(*(leaf(jnp.int32) for _ in range(4)), leaf(jnp.bool_), leaf(jnp.int32))
 
     def model_batch_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the ModelBatch the objective makes from one global train batch (nothing runs)."""

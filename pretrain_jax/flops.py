@@ -19,8 +19,9 @@ Family specifics, all derived from the ModelBatch shapes the objective produces:
   stream) except the last block's content stream, which feeds nothing; the LM head runs at the Np
   predicted slots.
 
-FLOPs per token divide a row's FLOPs by data.seq_len, the packed tokens a row holds, so
-`flops_per_token * tokens_per_sec` is the achieved model FLOP/s whatever the family.
+FLOPs per token divide a row's FLOPs by the raw tokens a packed row holds (data.seq_len, or the
+objective's row budget: 569 for T5 span corruption at 512), so `flops_per_token * tokens_per_sec`
+is the achieved model FLOP/s whatever the family.
 """
 
 import time
@@ -115,9 +116,9 @@ def forward_flops_per_row(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ..
     return flops
 
 
-def train_flops_per_token(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ...]], seq_len: int) -> float:
+def train_flops_per_token(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ...]], row_length: int) -> float:
     """Model FLOPs of a train step (forward + backward = 3 x forward) per packed token."""
-    return 3 * forward_flops_per_row(spec, batch_shapes) / seq_len
+    return 3 * forward_flops_per_row(spec, batch_shapes) / row_length
 
 
 def measure_matmul_flops(device: jax.Device, size: int = 2048, repeats: int = 3) -> float:

@@ -71,6 +71,11 @@ class SpecialIds:
         """One past the highest ordinary id: random replacements draw from [first_normal_id, this)."""
         return self.vocab_size - self.num_sentinels
 
+    @property
+    def ordinary_range(self) -> tuple[int, int]:
+        """[first_normal_id, normal_id_end): the ids noise may hit (the row budget counts them)."""
+        return self.first_normal_id, self.normal_id_end
+
     def sentinel(self, k: int) -> int:
         """Id of the k-th sentinel (k = 0 is the first), counting down from the top of the vocabulary."""
         if not 0 <= k < self.num_sentinels:

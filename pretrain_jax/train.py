@@ -91,6 +91,8 @@ def _make_loader(exp: experiment.Experiment, documents, *, train: bool, batch_si
         seed=exp.config.seed,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        budget=exp.row_budget,
+        host_transform=exp.host_transform,
     )
 
 
@@ -116,7 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     eval_docs = corpus.load_documents(config.data, config.data.eval_split, workdir)
     exp = experiment.Experiment.create(config, workdir, train_documents=train_docs, devices=devices)
     exp.save_config()
-    num_steps, seq_len = config.train.num_steps, config.data.seq_len
+    num_steps, seq_len = config.train.num_steps, exp.row_budget.row_length  # raw tokens per packed row
     loader = _make_loader(exp, train_docs, train=True, batch_size=config.data.batch_size)
 
     checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints, keep_every=config.train.keep_every)

@@ -10,7 +10,20 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import pytest  # noqa: E402
 from tiny_configs import tiny_bert_config  # noqa: E402
 
+from pretrain_jax.data import builtin_corpus  # noqa: E402
+
 
 @pytest.fixture
 def make_tiny_bert_config():
     return tiny_bert_config
+
+
+@pytest.fixture(scope="session")
+def builtin_cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("builtin_cache"))
+
+
+@pytest.fixture(scope="session")
+def builtin_documents(builtin_cache_dir):
+    """The whole built-in corpus, collected (~3 s) into a fresh cache, once per session."""
+    return builtin_corpus.load_builtin_corpus(builtin_cache_dir)

@@ -8,45 +8,87 @@
 
 The grain pipeline, per process:
 
-    MapDataset.source(documents)[process_index::process_count]   # this process's documents only
+    MapDataset.source(numbered documents)[process_index::process_count]  # (index in split, text)
       .shuffle(seed).repeat()          # train: a new order every epoch, fixed by seed and epoch
       .map(tokenize)                   # lazily, in prefetch threads: start-up does no tokenizing
+      [.random_map(host_transform)]    # instead, where an objective has a host step (fim's
+                                       # character cuts): its randomness fixed by seed and element
       .to_iter_dataset()
-      -> PackedBatchIterDataset        # greedy packing + batching (packing.py), resumable
+      -> PackedBatchIterDataset        # greedy packing under the objective's RowBudget + batching
       [.mp_prefetch(worker_count)]     # optional worker processes
 
 Eval loaders read their documents once, in order, and pad the last batch with all-padding rows
 (segment_ids 0, so every loss weight is 0 there); `restart()` goes back to the first batch.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grain
 import numpy as np
 from absl import flags, logging
 
+from pretrain_jax import row_budget
 from pretrain_jax.batch import PackedBatch
 from pretrain_jax.data import packing
 from pretrain_jax.data import tokenizer as tokenizer_lib
+
+# An objective's step that must run on the host, on the text: (text, encode_batch, rng) -> the
+# document's token ids without EOS, or None to tokenize it as usual (fim's character-level cuts).
+HostTransform = Callable[[str, Callable[[list[str]], list[list[int]]], np.random.Generator], list[int] | None]
 
 # Documents tokenized ahead of the packer, in threads; tokenizing is fast (~2M tokens/s), so two
 # threads keep far ahead of a training step while leaving the cores to the trainer.
 _READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=256)
 
 
+class _Numbered(Sequence):
+    """documents[i] -> (i, documents[i]): the index in the split travels with the text (document_ids)."""
+
+    def __init__(self, documents: Sequence[str]):
+        self._documents = documents
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def __getitem__(self, index):
+        return index, self._documents[index]
+
+
 class _Tokenize(grain.transforms.Map):
-    """str document -> TokenizedDocument (sentences tokenized, EOS appended)."""
+    """(index, str document) -> TokenizedDocument (sentences tokenized, EOS appended, document_id)."""
 
     def __init__(self, tokenizer: tokenizer_lib.Tokenizer):
         self._tokenizer = tokenizer
 
-    def map(self, text: str) -> packing.TokenizedDocument:
-        return packing.tokenize_document(text, self._tokenizer.encode_batch, self._tokenizer.specials.eos)
+    def map(self, element: tuple[int, str]) -> packing.TokenizedDocument:
+        index, text = element
+        return packing.tokenize_document(
+            text, self._tokenizer.encode_batch, self._tokenizer.specials.eos, document_id=int(index))
+
+
+class _TransformThenTokenize(grain.transforms.RandomMap):
+    """_Tokenize after an objective's host step, which may rewrite the document's tokens."""
+
+    def __init__(self, tokenizer: tokenizer_lib.Tokenizer, host_transform: HostTransform):
+        self._tokenize = _Tokenize(tokenizer)
+        self._tokenizer = tokenizer
+        self._host_transform = host_transform
+
+    def random_map(self, element: tuple[int, str], rng: np.random.Generator) -> packing.TokenizedDocument:
+        index, text = element
+        ids = self._host_transform(text, self._tokenizer.encode_batch, rng)
+        if ids is None:
+            return self._tokenize.map(element)
+        if not ids:
+            empty = np.zeros((0,), np.int32)
+            return packing.TokenizedDocument(empty, empty, int(index))
+        tokens = np.append(np.asarray(ids, np.int32), np.int32(self._tokenizer.specials.eos))
+        return packing.TokenizedDocument(tokens, np.zeros(len(tokens), np.int32), int(index))
 
 
 class PackedBatchIterDataset(grain.IterDataset):
-    """Packs a stream of TokenizedDocuments into PackedBatches of (batch_rows, seq_len).
+    """Packs a stream of TokenizedDocuments into PackedBatches of (batch_rows, budget.row_length).
 
     With pad_last_batch, a finite stream ends with a batch filled up with all-padding rows; otherwise
     the rows that do not fill a last batch are dropped.
@@ -56,13 +98,13 @@ class PackedBatchIterDataset(grain.IterDataset):
         self,
         parent: grain.IterDataset,
         *,
-        seq_len: int,
+        budget: row_budget.RowBudget,
         batch_rows: int,
         word_start_table: np.ndarray,
         pad_last_batch: bool,
     ):
         super().__init__(parent)
-        self._seq_len = seq_len
+        self._budget = budget
         self._batch_rows = batch_rows
         self._word_start_table = word_start_table
         self._pad_last_batch = pad_last_batch
@@ -70,7 +112,7 @@ class PackedBatchIterDataset(grain.IterDataset):
     def __iter__(self) -> "_PackedBatchIterator":
         return _PackedBatchIterator(
             self._parent.__iter__(),
-            seq_len=self._seq_len,
+            budget=self._budget,
             batch_rows=self._batch_rows,
             word_start_table=self._word_start_table,
             pad_last_batch=self._pad_last_batch,
@@ -85,16 +127,16 @@ class _PackedBatchIterator(grain.DatasetIterator):
     boundary, so re-reading from that point re-packs the same rows; no token buffer is saved.
     """
 
-    def __init__(self, parent, *, seq_len, batch_rows, word_start_table, pad_last_batch):
+    def __init__(self, parent, *, budget, batch_rows, word_start_table, pad_last_batch):
         super().__init__(parent)
-        self._seq_len = seq_len
+        self._budget = budget
         self._batch_rows = batch_rows
         self._pad_last_batch = pad_last_batch
         self._word_start_table = word_start_table
         self._reset_position(self._parent.get_state(), skip_chunks=0)
 
     def _reset_position(self, parent_state: dict[str, Any], skip_chunks: int) -> None:
-        self._packer = packing.RowPacker(self._seq_len, self._word_start_table)
+        self._packer = packing.RowPacker(self._budget, self._word_start_table)
         self._finished: list[tuple[PackedBatch, tuple[dict[str, Any], int]]] = []
         self._doc_state = parent_state  # Parent state before the current document.
         self._chunks: list[packing.TokenizedDocument] = []
@@ -114,7 +156,7 @@ class _PackedBatchIterator(grain.DatasetIterator):
                 self._exhausted = True
                 return False
             if len(doc.tokens):
-                self._chunks = packing.split_long_document(doc, self._seq_len)
+                self._chunks = packing.split_long_document(doc, self._budget)
                 return True
 
     def _next_row(self) -> tuple[PackedBatch, tuple[dict[str, Any], int]] | None:
@@ -149,7 +191,7 @@ class _PackedBatchIterator(grain.DatasetIterator):
         if len(rows) < self._batch_rows:
             if not rows or not self._pad_last_batch:
                 raise StopIteration
-            rows.extend(packing.empty_row(self._seq_len) for _ in range(self._batch_rows - len(rows)))
+            rows.extend(packing.empty_row(self._budget.row_length) for _ in range(self._batch_rows - len(rows)))
         return packing.stack_rows(rows)
 
     def get_state(self) -> dict[str, Any]:
@@ -206,20 +248,25 @@ def make_loader(
     seed: int,
     process_index: int = 0,
     process_count: int = 1,
+    budget: row_budget.RowBudget | None = None,
+    host_transform: HostTransform | None = None,
 ) -> Loader:
-    """This process's loader over `documents`: batches of (batch_size // process_count, seq_len).
+    """This process's loader over `documents`: batches of (batch_size // process_count, L), L the
+    budget's row length (default: rows of data.seq_len tokens, the plain budget).
 
     Train: infinite; shuffled anew every epoch if data.shuffle. Eval (split_is_train=False): one pass
     in document order, batch size data.eval_batch_size, last batch padded with all-padding rows.
     Each process reads documents process_index, process_index + process_count, ...
+    host_transform: the objective's host step, if it has one (see HostTransform).
     """
+    budget = budget or row_budget.plain(data_config.seq_len)
     global_batch = data_config.batch_size if split_is_train else data_config.eval_batch_size
     if global_batch % process_count:
         raise ValueError(f"batch size {global_batch} is not divisible by {process_count} processes")
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} not in [0, {process_count})")
     batch_rows = global_batch // process_count
-    shard = grain.MapDataset.source(documents)[process_index::process_count]
+    shard = grain.MapDataset.source(_Numbered(documents))[process_index::process_count]
     num_documents = len(shard)
     if num_documents == 0:
         raise ValueError(f"process {process_index} of {process_count} has no documents ({len(documents)} in all)")
@@ -227,10 +274,13 @@ def make_loader(
         if data_config.shuffle:
             shard = shard.shuffle(seed=_shuffle_seed(seed))
         shard = shard.repeat()
-    dataset = shard.map(_Tokenize(tokenizer)).to_iter_dataset(_READ_OPTIONS)
+    if host_transform is None:
+        shard = shard.map(_Tokenize(tokenizer))
+    else:
+        shard = shard.random_map(_TransformThenTokenize(tokenizer, host_transform), seed=_host_step_seed(seed))
     dataset = PackedBatchIterDataset(
-        dataset,
-        seq_len=data_config.seq_len,
+        shard.to_iter_dataset(_READ_OPTIONS),
+        budget=budget,
         batch_rows=batch_rows,
         word_start_table=tokenizer.word_start_table,
         pad_last_batch=not split_is_train,
@@ -250,9 +300,9 @@ def make_loader(
         process_count,
         num_documents,
         batch_rows,
-        data_config.seq_len,
+        budget.row_length,
     )
-    return Loader(dataset, num_documents=num_documents, batch_rows=batch_rows, seq_len=data_config.seq_len)
+    return Loader(dataset, num_documents=num_documents, batch_rows=batch_rows, seq_len=budget.row_length)
 
 
 def _shuffle_seed(seed: int) -> int:
@@ -262,6 +312,11 @@ def _shuffle_seed(seed: int) -> int:
     seed=0's second epoch: a seed sweep would share document orders.
     """
     return int(np.random.SeedSequence(seed).generate_state(1)[0])
+
+
+def _host_step_seed(seed: int) -> int:
+    """A 32-bit seed for objectives' host steps, independent of the shuffle seed."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
 def split_stats(

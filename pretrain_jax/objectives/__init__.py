@@ -16,6 +16,13 @@ from pretrain_jax.objectives import (
     ul2,  # noqa: F401  (registers ul2)
     xlnet_plm,  # noqa: F401  (registers xlnet_plm)
 )
-from pretrain_jax.objectives.registry import FAMILIES, build_objective, get_spec, registered_names
+from pretrain_jax.objectives.registry import (
+    FAMILIES,
+    build_host_transform,
+    build_objective,
+    build_row_budget,
+    get_spec,
+    registered_names,
+)
 
-__all__ = ["FAMILIES", "build_objective", "get_spec", "registered_names"]
+__all__ = ["FAMILIES", "build_host_transform", "build_objective", "build_row_budget", "get_spec", "registered_names"]

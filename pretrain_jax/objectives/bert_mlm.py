@@ -6,7 +6,9 @@ of n tokens is set, n = min(max_predictions, max(1, round(num_eligible * rate)))
 reference) or the number of eligible tokens passing a Bernoulli(rate) draw, capped at
 max_predictions ("bernoulli"). Units are chosen in a random order until the budget is met
 (`masks.select_units`: a unit never splits, one that would exceed the budget is skipped). Each
-chosen token independently becomes [MASK] (mask_prob), a random ordinary id (random_prob) or stays.
+chosen token independently becomes [MASK] (mask_prob), a random ordinary id (random_prob) or stays;
+with unit="span" the choice is made once per span, as SpanBERT does (a span is all [MASK], all
+random ids, or all kept).
 
     tokens        [ 21  40  41   1  30   1   0   0 ]     L = 8, P = max_predictions = 3
     segment_ids   [  1   1   1   1   2   2   0   0 ]
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from pretrain_jax.batch import ModelBatch, PackedBatch
-from pretrain_jax.objectives import masks
+from pretrain_jax.objectives import masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
@@ -119,11 +121,21 @@ def choose_positions(rng, tokens, segment_ids, word_starts, settings: MaskedLmSe
     )
 
 
-def corrupt(rng, tokens, chosen, mask_prob: float, random_prob: float, specials: SpecialIds):
+def corrupt(rng, tokens, chosen, mask_prob: float, random_prob: float, specials: SpecialIds, span_starts=None):
     """(B, L) inputs: each chosen token -> [MASK] (mask_prob), a uniformly random ordinary id from
-    [first_normal_id, normal_id_end) (random_prob), or itself (the rest); others unchanged."""
+    [first_normal_id, normal_id_end) (random_prob), or itself (the rest); others unchanged.
+
+    span_starts: (B, L) bool, the first token of each chosen span, or None. Given, every token of a
+    span takes the choice drawn at its start (each random id is still drawn per token):
+        chosen      [ F  T  T  T  F  T ]
+        span_starts [ F  T  F  F  F  T ]  ->  positions 1-3 share one draw, position 5 its own
+    """
     draw_key, id_key = jax.random.split(rng)
     draw = jax.random.uniform(draw_key, tokens.shape)
+    if span_starts is not None:
+        index = jnp.arange(tokens.shape[-1], dtype=jnp.int32)
+        latest_start = prefix_sums.cummax(jnp.where(span_starts, index, 0))
+        draw = jnp.take_along_axis(draw, latest_start, axis=-1)
     random_ids = masks.random_ordinary_ids(id_key, tokens.shape, specials).astype(tokens.dtype)
     inputs = jnp.where(chosen & (draw < mask_prob), specials.mask, tokens)
     replace = chosen & (draw >= mask_prob) & (draw < mask_prob + random_prob)
@@ -135,10 +147,13 @@ def mask_tokens(rng, tokens, segment_ids, word_starts, settings: MaskedLmSetting
     """The masked-LM part of an encoder batch: `inputs` (B, L) and `mlm_positions`, `mlm_targets`,
     `mlm_weights` (B, P). Shared by bert_mlm, nsp/sop and electra."""
     choose_key, corrupt_key = jax.random.split(rng)
-    chosen = choose_positions(choose_key, tokens, segment_ids, word_starts, settings, specials).chosen
+    selection = choose_positions(choose_key, tokens, segment_ids, word_starts, settings, specials)
+    chosen = selection.chosen
+    span_starts = selection.units > 0 if settings.unit == "span" else None
     positions, weights = masks.compact_positions(chosen, settings.max_predictions)
     return {
-        "inputs": corrupt(corrupt_key, tokens, chosen, settings.mask_prob, settings.random_prob, specials),
+        "inputs": corrupt(corrupt_key, tokens, chosen, settings.mask_prob, settings.random_prob, specials,
+                          span_starts),
         "mlm_positions": positions,
         "mlm_targets": jnp.take_along_axis(tokens, positions, axis=1),
         "mlm_weights": weights,

@@ -46,20 +46,31 @@ def document_totals(values, start, end):
     return jnp.take_along_axis(total, end, axis=-1) - jnp.take_along_axis(total - values, start, axis=-1)
 
 
-def t5_span_counts(num_tokens, noise_density, mean_noise_span_length):
+def t5_noise_count(num_tokens, noise_density, xp=jnp):
+    """T5's num_noise for documents of `num_tokens` (>= 2) corruptible tokens: round(n * density)
+    clamped to [1, n - 1], in float32 with round-half-to-even as T5's tf code. `xp`: jnp inside jit,
+    np on the host (the packer's row budget), with the same float32 arithmetic.
+
+        num_tokens [ 2  10  511 ]  density 0.15  ->  [ 1  2  77 ]
+    """
+    num_tokens = xp.asarray(num_tokens, xp.int32)
+    noise = xp.round(num_tokens.astype(xp.float32) * xp.asarray(noise_density, xp.float32)).astype(xp.int32)
+    return xp.minimum(xp.maximum(noise, 1), num_tokens - 1)
+
+
+def t5_span_counts(num_tokens, noise_density, mean_noise_span_length, xp=jnp):
     """T5's (num_noise, num_spans) for documents of `num_tokens` (>= 2) corruptible tokens, int32.
 
-    num_noise = round(n * density) clamped to [1, n - 1]; num_spans = max(1, round(num_noise /
-    mean)); float32 with round-half-to-even, as T5's tf code. num_spans is also capped at the
-    non-noise count, which binds only where T5 itself breaks (densities near 1).
+    num_noise from `t5_noise_count`; num_spans = max(1, round(num_noise / mean)). num_spans is also
+    capped at the non-noise count, which binds only where T5 itself breaks (densities near 1).
 
         num_tokens [ 2  10  511 ]  density 0.15, mean 3  ->  num_noise [ 1  2  77 ], num_spans [ 1  1  26 ]
     """
-    num_tokens = jnp.asarray(num_tokens, jnp.int32)
-    noise = jnp.round(num_tokens.astype(jnp.float32) * noise_density).astype(jnp.int32)
-    noise = jnp.minimum(jnp.maximum(noise, 1), num_tokens - 1)
-    spans = jnp.round(noise.astype(jnp.float32) / mean_noise_span_length).astype(jnp.int32)
-    spans = jnp.minimum(jnp.maximum(spans, 1), num_tokens - noise)
+    num_tokens = xp.asarray(num_tokens, xp.int32)
+    noise = t5_noise_count(num_tokens, noise_density, xp)
+    mean = xp.asarray(mean_noise_span_length, xp.float32)
+    spans = xp.round(noise.astype(xp.float32) / mean).astype(xp.int32)
+    spans = xp.minimum(xp.maximum(spans, 1), num_tokens - noise)
     return noise, spans
 
 
@@ -148,6 +159,31 @@ def iid_noise_mask(rng, eligible, segment_ids, noise_density):
     """
     noise = eligible & (jax.random.uniform(rng, eligible.shape) < noise_density)
     return noise, segment_ids > 0
+
+
+def uniform_noise_mask(rng, eligible, segment_ids, noise_density):
+    """Per document, exactly T5's num_noise (`t5_noise_count`) of its n eligible tokens, a uniformly
+    random subset: every token is noise with probability about `noise_density`, as with
+    `iid_noise_mask`, but the count is fixed, so a document's output lengths are known before the
+    draw (the row budget fills the encoder exactly). Returns (noise, corruptible); documents with
+    n < 2 get no noise.
+
+        eligible [ T  T  T  T  F | T  T  F ]  density 0.5  ->  2 of the first 4, 1 of the next 2
+    """
+    start, end = document_bounds(segment_ids)
+    num_tokens = document_totals(eligible, start, end)
+    corruptible = (segment_ids > 0) & (num_tokens >= 2)
+    num_noise = t5_noise_count(jnp.maximum(num_tokens, 2), noise_density)
+    group = 2 * start + (~eligible).astype(jnp.int32)
+    order = masks.random_order_within(rng, group, 2 * eligible.shape[-1])
+    # `order` lists the groups in ascending order, each in a random order. Documents are contiguous, so
+    # the positions before a document's eligible group are exactly the `start` positions before the
+    # document: a position's place in `order` minus `start` is its rank among the document's eligible
+    # tokens (a uniformly random permutation of them).
+    place = jnp.zeros(order.shape, jnp.int32).at[jnp.arange(order.shape[0])[:, None], order].set(
+        jnp.broadcast_to(jnp.arange(order.shape[-1], dtype=jnp.int32), order.shape))
+    noise = eligible & corruptible & (place - start < num_noise)
+    return noise, corruptible
 
 
 def random_prefix_noise_mask(rng, eligible, segment_ids):

@@ -224,7 +224,7 @@ def select_units(rng, eligible, unit_starts, run_starts, budget, max_steps: int,
     ].set(positions + 1, mode="drop")
     if length_probs is None:
         anchor_tokens = jnp.take_along_axis(unit_end, jnp.maximum(unit_index, 0), axis=1) - positions
-        accepted = _single_units(order, jnp.where(unit_starts, anchor_tokens, 0), budget, length)
+        accepted = accept_in_random_order(order, jnp.where(unit_starts, anchor_tokens, 0), budget)
         chosen = eligible & jnp.take_along_axis(accepted, jnp.maximum(unit_index, 0), axis=1)
         return UnitSelection(chosen=chosen, units=(unit_starts & chosen).astype(jnp.int32), rank=rank)
 
@@ -252,14 +252,21 @@ def select_units(rng, eligible, unit_starts, run_starts, budget, max_steps: int,
     return UnitSelection(chosen=covered, units=units, rank=rank)
 
 
-def _single_units(order, anchor_tokens, budget, length: int):
-    """select_units for spans of one unit: (B, L) bool, True at the unit number of each accepted unit.
+def accept_in_random_order(order, anchor_tokens, budget):
+    """Non-overlapping units taken in the order `order` while they fit `budget` tokens, each one that
+    does not fit skipped: (B, L) bool, True at the unit number (k-th anchor from the left) of each
+    accepted unit. select_units for spans of one unit, and XLNet's n-grams beyond num_predict.
+
+    order: (B, L) int32, the anchors' positions first, in the order to consider them
+    (`random_order`); anchor_tokens: (B, L) int32, each anchor's token count, 0 elsewhere;
+    budget: (B,) int32.
 
     Units never overlap, so the greedy only skips a unit longer than what is left. In rank order,
     each step accepts the longest run of candidates that fits (a prefix sum), then skips the first
     one that does not; units longer than the budget left are skipped for good. So a few steps do
     what the reference loop does one unit at a time.
     """
+    length = order.shape[-1]
     tokens_by_rank = jnp.take_along_axis(anchor_tokens, order, axis=1)  # 0 past the last anchor
     index = jnp.arange(length)
 

@@ -1,4 +1,4 @@
-"""Objective registry: name -> (model family, builder).
+"""Objective registry: name -> (model family, builder, row budget).
 
 A builder binds every hyper-parameter from the config when the objective is built, and returns a
 pure function `objective(rng, packed) -> ModelBatch` whose output shapes depend on the config only:
@@ -7,6 +7,11 @@ pure function `objective(rng, packed) -> ModelBatch` whose output shapes depend 
     def build(cfg, specials, seq_len):            # cfg = config.objective.bert_mlm
         def objective(rng, packed): ...
         return objective
+
+`seq_len` is data.seq_len, the length of the sequences the model reads. The packed rows hold
+data.seq_len raw tokens, unless the objective registers `row_budget=fn`, fn(cfg, specials, seq_len)
+-> RowBudget (row_budget.py): then the rows hold what the budget says (T5 span corruption: 569 raw
+tokens, so that inputs + EOS fill an encoder of 512) and `packed` has its row_length.
 """
 
 import dataclasses
@@ -14,6 +19,7 @@ from collections.abc import Callable
 
 import ml_collections
 
+from pretrain_jax import row_budget
 from pretrain_jax.batch import ModelBatch, PackedBatch
 from pretrain_jax.specials import SpecialIds
 
@@ -21,6 +27,10 @@ FAMILIES = ("encoder", "decoder", "encoder_decoder", "two_stream")
 
 ObjectiveFn = Callable[..., ModelBatch]  # (rng: jax.Array, packed: PackedBatch) -> ModelBatch
 Builder = Callable[[ml_collections.ConfigDict, SpecialIds, int], ObjectiveFn]
+BudgetFn = Callable[[ml_collections.ConfigDict, SpecialIds, int], row_budget.RowBudget]
+# (cfg, specials) -> the objective's host step on each document's text, or None (see
+# data/pipeline.py HostTransform): fim's character-level cuts, the one objective step off device.
+HostStepFn = Callable[[ml_collections.ConfigDict, SpecialIds], Callable | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,20 +38,24 @@ class ObjectiveSpec:
     name: str
     family: str
     builder: Builder
+    row_budget: BudgetFn | None = None
+    host_transform: HostStepFn | None = None
 
 
 _REGISTRY: dict[str, ObjectiveSpec] = {}
 
 
-def register(name: str, family: str) -> Callable[[Builder], Builder]:
-    """Decorator registering `builder` under `name` for one model family."""
+def register(name: str, family: str, row_budget: BudgetFn | None = None,
+             host_transform: HostStepFn | None = None) -> Callable[[Builder], Builder]:
+    """Decorator registering `builder` under `name` for one model family (with its row budget and
+    host step, if it has them)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
 
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"objective {name!r} is registered twice")
-        _REGISTRY[name] = ObjectiveSpec(name, family, builder)
+        _REGISTRY[name] = ObjectiveSpec(name, family, builder, row_budget, host_transform)
         return builder
 
     return decorate
@@ -67,4 +81,22 @@ def build_objective(
     return spec.builder(objective_config[spec.name], specials, seq_len), spec.family
 
 
-__all__ = ["FAMILIES", "ObjectiveSpec", "PackedBatch", "build_objective", "get_spec", "register"]
+def build_row_budget(objective_config: ml_collections.ConfigDict, specials: SpecialIds,
+                     seq_len: int) -> row_budget.RowBudget:
+    """The RowBudget of `config.objective`: the registered one, else rows of seq_len tokens."""
+    spec = get_spec(objective_config.name)
+    if spec.row_budget is None:
+        return row_budget.plain(seq_len)
+    return spec.row_budget(objective_config[spec.name], specials, seq_len)
+
+
+def build_host_transform(objective_config: ml_collections.ConfigDict, specials: SpecialIds):
+    """The host step of `config.objective` on each document's text, or None (most objectives)."""
+    spec = get_spec(objective_config.name)
+    if spec.host_transform is None:
+        return None
+    return spec.host_transform(objective_config[spec.name], specials)
+
+
+__all__ = ["FAMILIES", "ObjectiveSpec", "PackedBatch", "build_host_transform", "build_objective", "build_row_budget",
+           "get_spec", "register"]

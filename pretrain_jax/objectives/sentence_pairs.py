@@ -24,9 +24,13 @@ One example per packed row, built as create_pretraining_data.py builds one insta
     segment_ids           [   1  1  1   1  1  1  1  1   1  0  0  0 ]
     nsp_targets 0, nsp_weights 1
 
-NotNext B comes from a uniformly chosen other row of the batch (so batches need >= 2 rows); rows are
-assumed to hold unrelated documents, as a shuffled pipeline gives. A row whose A or B is empty
-(padding rows, documents without content) gets nsp_weights 0.
+NotNext B comes from the main document of a row drawn uniformly from the rows of the batch whose
+main document is another document than A's (packed.document_ids: the packer splits a long document
+over consecutive rows, so another row may hold A's own continuation), as create_pretraining_data.py
+draws again when its random document is the current one. When no row holds another document (a
+batch cut from one long document), B is the continuation (IsNext) where A's chunk has >= 2
+sentences, and the row gets nsp_weights 0 otherwise. A row whose A or B is empty (padding rows,
+documents without content) gets nsp_weights 0.
 """
 
 import jax
@@ -46,10 +50,11 @@ def _per_row(table, index):
     return jnp.take_along_axis(table, index[:, None], axis=1)[:, 0]
 
 
-def document_layout(tokens, segment_ids, sentence_ids, eos: int):
+def document_layout(tokens, segment_ids, sentence_ids, document_ids, eos: int):
     """Each row's main document and its sentences: dict of (B,) and (B, L) int32 arrays.
 
-    start: (B,) first position of the document; num_sentences: (B,);
+    start: (B,) first position of the document; document: (B,) its id (document_ids there);
+    num_sentences: (B,);
     cum_len: (B, L) tokens in sentences 0..k (EOS excluded), constant after the last sentence.
     """
     batch, seq_len = tokens.shape
@@ -65,8 +70,10 @@ def document_layout(tokens, segment_ids, sentence_ids, eos: int):
     sentence_len = jnp.zeros((batch, seq_len), jnp.int32).at[
         rows, jnp.where(in_document, sentence_index, seq_len)
     ].add(1, mode="drop")
+    start = jnp.argmax(in_document, axis=1).astype(jnp.int32)
     return {
-        "start": jnp.argmax(in_document, axis=1).astype(jnp.int32),
+        "start": start,
+        "document": _per_row(document_ids, start),
         "num_sentences": sentence_start.sum(axis=1, dtype=jnp.int32),
         "cum_len": prefix_sums.cumsum(sentence_len),
     }
@@ -102,8 +109,8 @@ def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob
     other_document_prob: chance that B comes from another row (nsp); swap_prob: chance that A and B
     are swapped (sop). Label 1 = B from another document or swapped.
     """
-    if packed.sentence_ids is None:
-        raise ValueError("nsp/sop need packed.sentence_ids; the batch has none")
+    if packed.sentence_ids is None or packed.document_ids is None:
+        raise ValueError("nsp/sop need packed.sentence_ids and packed.document_ids; the batch lacks one")
     tokens = jnp.asarray(packed.tokens, jnp.int32)
     segment_ids = jnp.asarray(packed.segment_ids, jnp.int32)
     batch, seq_len = tokens.shape
@@ -111,11 +118,12 @@ def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob
         raise ValueError(f"nsp/sop draw NotNext sentences from another row; batch size {batch} < 2")
     word_starts = (jnp.zeros_like(tokens, bool) if packed.word_starts is None
                    else jnp.asarray(packed.word_starts, bool))
-    layout = document_layout(tokens, segment_ids, jnp.asarray(packed.sentence_ids, jnp.int32), specials.eos)
-    draw_key, trim_key = jax.random.split(rng)
+    layout = document_layout(tokens, segment_ids, jnp.asarray(packed.sentence_ids, jnp.int32),
+                             jnp.asarray(packed.document_ids, jnp.int32), specials.eos)
+    draw_key, other_key, trim_key = jax.random.split(rng, 3)
     # One uniform per row for each decision (fewer random calls compile faster): short target, target
-    # length, a_end, label, other row, first sentence of B from the other row.
-    draws = jax.random.uniform(draw_key, (6, batch))
+    # length, a_end, label, first sentence of B from the other row.
+    draws = jax.random.uniform(draw_key, (5, batch))
 
     def uniform_int(draw, low, high):  # uniform in [low, high), high > low, from a uniform draw
         return jnp.minimum(low + jnp.floor(draw * (high - low)).astype(jnp.int32), high - 1)
@@ -131,13 +139,13 @@ def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob
     len_a = _sentences_before(cum_len, a_end)
     len_rest = _sentences_before(cum_len, chunk) - len_a
 
-    from_other = (chunk == 1) | (draws[3] < other_document_prob)
+    other, has_other = _row_of_another_document(other_key, layout["document"], num_sentences)
+    from_other = has_other & ((chunk == 1) | (draws[3] < other_document_prob))
     swapped = (chunk >= 2) & ~from_other & (draws[3] < swap_prob)
 
     # B from another row: its main document from a uniform sentence on, until T - len(A) tokens.
-    other = (jnp.arange(batch) + uniform_int(draws[4], 1, batch)) % batch
     other_sentences, other_cum = num_sentences[other], cum_len[other]
-    first = uniform_int(draws[5], 0, jnp.maximum(other_sentences, 1))
+    first = uniform_int(draws[4], 0, jnp.maximum(other_sentences, 1))
     skipped = _sentences_before(other_cum, first)
     short_of_b = ((sentence >= first[:, None]) & (sentence < other_sentences[:, None])
                   & (other_cum - skipped[:, None] < (target - len_a)[:, None]))
@@ -182,8 +190,19 @@ def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob
         "positions": jnp.where(used, j, 0).astype(jnp.int32),
         "token_type_ids": ((j >= la + 2) & used).astype(jnp.int32),
         "nsp_targets": (from_other | swapped).astype(jnp.int32),
-        "nsp_weights": ((len_a > 0) & (len_b > 0)).astype(jnp.float32),
+        "nsp_weights": ((len_a > 0) & (len_b > 0) & (has_other | (chunk >= 2))).astype(jnp.float32),
     }
+
+
+def _row_of_another_document(rng, document, num_sentences):
+    """(B,) int32 rows whose main document is not row b's, uniform among them, and (B,) bool whether
+    one exists. document, num_sentences: (B,) int32, each row's main document id and sentence count.
+
+        document [ 7  7  7  9 ]  ->  rows [ 3  3  3  0|1|2 ],  exists [ T  T  T  T ]
+    """
+    candidate = (document[None, :] != document[:, None]) & (num_sentences[None, :] > 0)
+    scores = jnp.where(candidate, jax.random.uniform(rng, candidate.shape), -1.0)
+    return jnp.argmax(scores, axis=1).astype(jnp.int32), candidate.any(axis=1)
 
 
 def _validated(cfg: ml_collections.ConfigDict, seq_len: int, name: str, label_key: str):

@@ -8,14 +8,15 @@ As in T5, an objective is `denoise` plus three swappable functions: a noise mask
 Packed rows: every document of a row is corrupted on its own (its own counts, spans and sentinels,
 its own EOS) and the documents stay separate and in order on both sides: encoder segment k is the
 corrupted document k and decoder segment k its targets, so decoder segment k cross-attends to the
-right document. Lengths are static: the encoder has data.seq_len tokens (the packed row) and the
-decoder `targets_length` (T5's helper by default: 114 for 512). Since span corruption only shortens
-a document, a lone document always fits. (T5 instead corrupts 568 raw tokens so that its inputs fill
-512 exactly; here the packed row is the raw text, so at the defaults about 10% of the encoder is
-padding.) A document that cannot be corrupted (fewer than 2
-ordinary tokens), or whose outputs would overflow after the documents before it, is left out of
-the example on both sides; at the default lengths that happens only to rows packed with many short
-documents.
+right document. Lengths are static: the encoder has data.seq_len tokens and the decoder
+`targets_length` (T5's helper by default: 114 for 512). As T5 corrupts 568 raw tokens so that its
+inputs + EOS fill 512 exactly, the packed rows hold raw text sized by the objective's row budget
+(`span_corruption_budget`): 569 tokens (568 + EOS) at 512, and the packer adds a document to a row
+only while the row's inputs and targets, which T5's counts fix from each document's length, still
+fit. So no document overflows, and the encoder is full unless the next document would not fit (or
+the decoder fills first, in rows of many short documents). A document that cannot be corrupted
+(fewer than 2 ordinary tokens) is left out of the example on both sides; so is one that would
+overflow, which only rows not packed under the budget (hand-made batches) can hold.
 
 Span corruption of one row (L = 12, density 0.3, mean span 2, vocab_size V; 1 = EOS):
 
@@ -38,6 +39,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from pretrain_jax import row_budget
 from pretrain_jax.batch import ModelBatch, PackedBatch
 from pretrain_jax.objectives import documents, masks, prefix_sums
 from pretrain_jax.objectives.registry import register
@@ -67,17 +69,48 @@ def compute_input_and_target_lengths(inputs_length: int, noise_density: float, m
     return tokens_length, targets_length
 
 
-def max_span_count(seq_len: int, noise_density: float, mean_noise_span_length: float) -> int:
-    """The most noise spans (hence sentinels) any document of a `seq_len` row can get."""
-    _, spans = documents.t5_span_counts(np.arange(2, max(seq_len, 3)), noise_density, mean_noise_span_length)
+def max_span_count(row_length: int, noise_density: float, mean_noise_span_length: float) -> int:
+    """The most noise spans (hence sentinels) any document of a `row_length` row can get."""
+    _, spans = documents.t5_span_counts(
+        np.arange(2, max(row_length, 3)), noise_density, mean_noise_span_length, xp=np)
     return int(np.max(spans))
 
 
 def default_targets_length(seq_len: int, noise_density: float, mean_noise_span_length: float) -> int:
-    """T5's targets length for inputs of `seq_len`, raised if needed so a lone document fits."""
-    _, helper = compute_input_and_target_lengths(seq_len, noise_density, mean_noise_span_length)
-    noise, spans = documents.t5_span_counts(max(seq_len - 1, 2), noise_density, mean_noise_span_length)
-    return max(helper, int(noise) + int(spans) + 1)
+    """T5's targets length for inputs of `seq_len` (compute_input_and_target_lengths)."""
+    return compute_input_and_target_lengths(seq_len, noise_density, mean_noise_span_length)[1]
+
+
+def span_costs(noise_density: float, mean_noise_span_length: float, prefix_tokens: int = 0) -> row_budget.CostFn:
+    """A document's (inputs, targets) lengths under span corruption, from its n tokens of which e
+    ordinary and i special between ordinary ones: n - num_noise + num_spans (+ `prefix_tokens`, UL2's
+    mode token) and num_noise + num_spans + 1 (EOS), T5's counts of e; (0, 0) for e < 2, which is
+    left out. Both + i at most: a special token inside a noise span splits it in two, each with
+    its sentinel, so each costs one more sentinel on both sides when it does.
+
+        n 569, e 568, i 0 (density 0.15, mean 3)  ->  (512, 114)
+    """
+
+    def cost(num_tokens, num_eligible, num_interior):
+        noise, spans = documents.t5_span_counts(
+            np.maximum(num_eligible, 2), noise_density, mean_noise_span_length, xp=np)
+        corruptible = num_eligible >= 2
+        inputs = num_tokens - noise + spans + num_interior + prefix_tokens
+        targets = noise + spans + num_interior + 1
+        return np.stack([np.where(corruptible, inputs, 0), np.where(corruptible, targets, 0)], -1)
+
+    return cost
+
+
+def check_sentinels(budget: row_budget.RowBudget, density, mean, specials: SpecialIds, where: str) -> None:
+    """Every document a row of the budget can hold gets a sentinel per noise span."""
+    needed = max_span_count(budget.row_length, density, mean)
+    if needed > specials.num_sentinels:
+        raise ValueError(
+            f"{where}: documents of up to {budget.row_length} tokens need up to {needed} sentinels at density"
+            f" {density}, mean span {mean}, but tokenizer.num_sentinels={specials.num_sentinels};"
+            " raise tokenizer.num_sentinels (and vocab_size with it)"
+        )
 
 
 class Corruption(NamedTuple):
@@ -255,24 +288,29 @@ def denoise(
 
 @dataclasses.dataclass(frozen=True)
 class SpanCorruptionSettings:
-    """Validated keys of config.objective.t5_span_corruption (targets_length resolved)."""
+    """Validated keys of config.objective.t5_span_corruption (targets_length resolved), and the
+    row budget they give."""
 
     noise_density: float
     mean_noise_span_length: float
     targets_length: int
+    budget: row_budget.RowBudget
 
     @classmethod
     def from_config(cls, cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
         where = "config.objective.t5_span_corruption"
-        density, mean = cfg.noise_density, cfg.mean_noise_span_length
-        validate_span_noise(density, mean, seq_len, specials, where)
+        density, mean = float(cfg.noise_density), float(cfg.mean_noise_span_length)
+        validate_span_noise(density, mean, seq_len, where)
         targets_length = validate_targets_length(cfg.targets_length, where)
         if targets_length == 0:
             targets_length = default_targets_length(seq_len, density, mean)
-        return cls(float(density), float(mean), targets_length)
+        budget = row_budget.sized_by_cost(
+            (seq_len, targets_length), span_costs(density, mean), specials.ordinary_range)
+        check_sentinels(budget, density, mean, specials, where)
+        return cls(density, mean, targets_length, budget)
 
 
-def validate_span_noise(density, mean, seq_len: int, specials: SpecialIds, where: str) -> None:
+def validate_span_noise(density, mean, seq_len: int, where: str) -> None:
     """Clear errors for span-noise settings that cannot work (used by every sentinel objective)."""
     if not 0.0 < density < 1.0:
         raise ValueError(f"{where}: noise_density={density} must be in (0, 1)")
@@ -280,13 +318,6 @@ def validate_span_noise(density, mean, seq_len: int, specials: SpecialIds, where
         raise ValueError(f"{where}: mean_noise_span_length={mean} must be >= 1 token")
     if seq_len < 3:
         raise ValueError(f"{where}: data.seq_len={seq_len} is too short (a document needs 2 tokens + EOS)")
-    needed = max_span_count(seq_len, density, mean)
-    if needed > specials.num_sentinels:
-        raise ValueError(
-            f"{where}: documents of up to {seq_len} tokens need up to {needed} sentinels at density"
-            f" {density}, mean span {mean}, but tokenizer.num_sentinels={specials.num_sentinels};"
-            " raise tokenizer.num_sentinels (and vocab_size with it)"
-        )
 
 
 def validate_targets_length(value, where: str) -> int:
@@ -296,7 +327,11 @@ def validate_targets_length(value, where: str) -> int:
     return value
 
 
-@register("t5_span_corruption", family="encoder_decoder")
+def _budget(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) -> row_budget.RowBudget:
+    return SpanCorruptionSettings.from_config(cfg, specials, seq_len).budget
+
+
+@register("t5_span_corruption", family="encoder_decoder", row_budget=_budget)
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     settings = SpanCorruptionSettings.from_config(cfg, specials, seq_len)
     noise_mask_fn = functools.partial(

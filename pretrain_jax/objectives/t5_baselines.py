@@ -6,9 +6,14 @@
 - t5_mass: MASS-style, every noise token becomes [MASK]; the target is the original document.
 - t5_drop_tokens: the noise tokens are dropped from the inputs; the targets are those tokens, EOS.
 
-The noise of the last two is i.i.d. per token by default (the paper's baseline comparison, 15%),
-or T5's random spans (`noise="spans"`). Each document is corrupted on its own and stays its own
-segment on both sides, as in `span_corruption`. One row (4 = [MASK], 1 = EOS):
+The noise of the last two is i.i.d. per token (the paper's baseline comparison, 15%), or T5's
+random spans (`noise="spans"`). t5_mass draws T5's i.i.d. mask (`noise="iid"`); t5_drop_tokens
+defaults to `noise="uniform"`, the same rate with T5's fixed count per document
+(`documents.uniform_noise_mask`), so its lengths are known before the draw and its row budget fills
+the encoder (602 raw tokens -> 512 inputs and 91 targets) without dropping a token; with "iid" its
+rows hold data.seq_len raw tokens (the encoder about 85% full) and a document whose targets would
+overflow is left out. Each document is corrupted on its own and stays its own segment on both
+sides, as in `span_corruption`. One row (4 = [MASK], 1 = EOS):
 
     tokens                  [ 20  21  22  23   1 | 30  31   1 ]
     noise                   [  F   T   F   T   F |  T   F   F ]
@@ -21,14 +26,16 @@ import dataclasses
 import functools
 
 import ml_collections
+import numpy as np
 
+from pretrain_jax import row_budget
 from pretrain_jax.batch import ModelBatch, PackedBatch
 from pretrain_jax.objectives import documents, masks
 from pretrain_jax.objectives import span_corruption as sc
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
-NOISE_KINDS = ("iid", "spans")
+NOISE_KINDS = ("iid", "uniform", "spans")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +52,8 @@ class BaselineNoise:
             raise ValueError(f"{where}: noise={cfg.noise!r} must be one of {NOISE_KINDS}")
         density, mean = float(cfg.noise_density), float(cfg.mean_noise_span_length)
         if cfg.noise == "spans":
-            sc.validate_span_noise(density, mean, seq_len, specials, where)
+            sc.validate_span_noise(density, mean, seq_len, where)
+            sc.check_sentinels(row_budget.plain(seq_len), density, mean, specials, where)
         elif not 0.0 < density < 1.0:
             raise ValueError(f"{where}: noise_density={density} must be in (0, 1)")
         elif seq_len < 2:
@@ -56,6 +64,8 @@ class BaselineNoise:
         """(rng, eligible, segment_ids) -> (noise, corruptible)."""
         if self.noise == "iid":
             return functools.partial(documents.iid_noise_mask, noise_density=self.noise_density)
+        if self.noise == "uniform":
+            return functools.partial(documents.uniform_noise_mask, noise_density=self.noise_density)
         return functools.partial(
             documents.random_spans_noise_mask,
             noise_density=self.noise_density,
@@ -102,14 +112,46 @@ def build_mass(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: in
     return objective
 
 
-@register("t5_drop_tokens", family="encoder_decoder")
-def build_drop_tokens(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
+def drop_tokens_costs(noise: BaselineNoise) -> row_budget.CostFn:
+    """A document's (inputs, targets) lengths with its noise dropped: n - num_noise and num_noise + 1
+    (EOS), T5's count of its e ordinary tokens; (0, 0) for e < 2, which is left out."""
+
+    def cost(num_tokens, num_eligible, num_interior):
+        del num_interior  # no sentinels: a special token inside the noise costs nothing more
+        noise_count = documents.t5_noise_count(np.maximum(num_eligible, 2), noise.noise_density, xp=np)
+        corruptible = num_eligible >= 2
+        return np.stack([np.where(corruptible, num_tokens - noise_count, 0),
+                         np.where(corruptible, noise_count + 1, 0)], -1)
+
+    return cost
+
+
+def drop_tokens_lengths(cfg, specials: SpecialIds, seq_len: int) -> tuple[BaselineNoise, int, row_budget.RowBudget]:
+    """(noise, targets_length, budget) of t5_drop_tokens. With a fixed count ("uniform", "spans"),
+    the rows hold the most raw tokens whose inputs fit data.seq_len, and the targets length defaults
+    to what such a row's targets need (T5's helper, for these targets); with "iid", rows of
+    data.seq_len and T5's span-corruption targets length (114 at 512)."""
     where = "config.objective.t5_drop_tokens"
     noise = BaselineNoise.from_config(cfg, specials, seq_len, where)
     targets_length = sc.validate_targets_length(cfg.targets_length, where)
+    if noise.noise == "iid":
+        if targets_length == 0:
+            targets_length = sc.default_targets_length(seq_len, noise.noise_density, noise.mean_noise_span_length)
+        return noise, targets_length, row_budget.plain(seq_len)
+    cost = drop_tokens_costs(noise)
     if targets_length == 0:
-        # T5's span-corruption length (it leaves room for sentinels these targets do not have).
-        targets_length = sc.default_targets_length(seq_len, noise.noise_density, noise.mean_noise_span_length)
+        longest = row_budget.sized_by_cost((seq_len, 4 * seq_len + 9), cost, specials.ordinary_range).row_length
+        targets_length = int(cost(np.array([longest]), np.array([longest]), np.array([0]))[0, 1])
+    return noise, targets_length, row_budget.sized_by_cost((seq_len, targets_length), cost, specials.ordinary_range)
+
+
+def _drop_tokens_budget(cfg, specials: SpecialIds, seq_len: int) -> row_budget.RowBudget:
+    return drop_tokens_lengths(cfg, specials, seq_len)[2]
+
+
+@register("t5_drop_tokens", family="encoder_decoder", row_budget=_drop_tokens_budget)
+def build_drop_tokens(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
+    noise, targets_length, _ = drop_tokens_lengths(cfg, specials, seq_len)
 
     def objective(rng, packed: PackedBatch) -> ModelBatch:
         corruption, corruptible = _corrupt(rng, packed, specials, noise)

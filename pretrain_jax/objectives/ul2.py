@@ -11,8 +11,16 @@ starts its encoder inputs with the mode token: [NLU] for R, [NLG] for X, [S2S] f
 All denoisers share one pass: the span noise mask takes each document's density and mean span as
 arrays, so mixing per document costs nothing extra. Shapes are static: the encoder has
 data.seq_len tokens, the decoder the largest targets length any denoiser needs (data.seq_len with
-the default mixture, set by the S and 50% denoisers); documents that do not fit are left out as in
-`span_corruption.denoise`.
+the default mixture, set by the S and 50% denoisers).
+
+Lengths: the denoiser is drawn on device, per document, after the rows are packed, so the row
+budget (`ul2_budget`) counts each document at the most any denoiser with a positive rate can make
+of it (in the encoder: the R-denoiser's inputs or S's prefix, nearly the whole document, plus the
+mode token; in the decoder: S's continuation, nearly the whole document). So no document
+overflows, and the rows hold about data.seq_len raw tokens: the encoder is full only under S with a
+long prefix, and the measured fill per denoiser is in BENCHMARKS.md. Giving each denoiser its own
+lengths, as UL2's seqio mixture does, would need the denoiser drawn in the host pipeline, before
+packing, which this project's objectives (randomness from the step's key, on device) do not do.
 
     tokens          [ 20  21  22  23   1 | 30  31  32  33   1 ]
     denoiser        [  S                 | R (3, 0.15)        ]
@@ -28,6 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from pretrain_jax import row_budget
 from pretrain_jax.batch import ModelBatch, PackedBatch
 from pretrain_jax.objectives import documents, masks
 from pretrain_jax.objectives import span_corruption as sc
@@ -49,6 +58,7 @@ class Ul2Settings:
     mode_ids: tuple[int, ...]
     mode_tokens: bool
     targets_length: int
+    budget: row_budget.RowBudget
 
     @property
     def num_span_denoisers(self) -> int:
@@ -66,7 +76,7 @@ class Ul2Settings:
                 f" one entry per span denoiser (got {len(means)}, {len(densities)}, {len(span_rates)})"
             )
         for mean, density in zip(means, densities, strict=True):
-            sc.validate_span_noise(density, mean, seq_len, specials, where)
+            sc.validate_span_noise(density, mean, seq_len, where)
         rates = np.array((*span_rates, float(cfg.prefix_lm_rate)))
         if np.any(rates < 0) or rates.sum() <= 0:
             raise ValueError(f"{where}: mixture rates {tuple(rates)} must be >= 0 with a positive sum")
@@ -79,6 +89,10 @@ class Ul2Settings:
             specials.nlg if mean >= EXTREME_MEAN_SPAN or density >= EXTREME_DENSITY else specials.nlu
             for mean, density in zip(means, densities, strict=True)
         ]
+        used = [(m, d) for m, d, r in zip(means, densities, rates[:-1], strict=True) if r > 0]
+        budget = ul2_budget(used, rates[-1] > 0, bool(cfg.mode_tokens), seq_len, targets_length, specials)
+        for mean, density in used:
+            sc.check_sentinels(budget, density, mean, specials, where)
         return cls(
             mean_noise_span_lengths=means,
             noise_densities=densities,
@@ -86,7 +100,27 @@ class Ul2Settings:
             mode_ids=(*modes, specials.s2s),
             mode_tokens=bool(cfg.mode_tokens),
             targets_length=targets_length,
+            budget=budget,
         )
+
+
+def ul2_budget(span_denoisers, with_prefix_lm: bool, mode_tokens: bool, seq_len: int, targets_length: int,
+               specials: SpecialIds) -> row_budget.RowBudget:
+    """Rows sized for the worst denoiser of each document: its cost is the elementwise maximum over
+    the span denoisers ((mean, density) pairs) and, if used, S (prefix LM: inputs n - 1, the shortest
+    continuation, targets e, the longest, each at most), plus the mode token in the inputs."""
+    mode = int(mode_tokens)
+    costs = [sc.span_costs(density, mean, prefix_tokens=mode) for mean, density in span_denoisers]
+
+    def cost(num_tokens, num_eligible, num_interior):
+        corruptible = num_eligible >= 2
+        worst = [c(num_tokens, num_eligible, num_interior) for c in costs]
+        if with_prefix_lm:
+            prefix_lm = np.stack([num_tokens - 1 + mode, num_eligible], -1)
+            worst.append(np.where(corruptible[:, None], prefix_lm, 0))
+        return np.max(np.stack(worst), axis=0)
+
+    return row_budget.sized_by_cost((seq_len, targets_length), cost, specials.ordinary_range)
 
 
 def choose_denoisers(rng, segment_ids, rates):
@@ -97,7 +131,11 @@ def choose_denoisers(rng, segment_ids, rates):
     return jnp.take_along_axis(choice, start, axis=-1)
 
 
-@register("ul2", family="encoder_decoder")
+def _budget(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) -> row_budget.RowBudget:
+    return Ul2Settings.from_config(cfg, specials, seq_len).budget
+
+
+@register("ul2", family="encoder_decoder", row_budget=_budget)
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     settings = Ul2Settings.from_config(cfg, specials, seq_len)
     prefix_lm = settings.num_span_denoisers

@@ -49,7 +49,8 @@ def test_experiment_file_changes_values_only_and_validates(name):
 @pytest.mark.parametrize("name, overrides, message", [
     ("electra", {"model.electra": False}, r"objective.name='electra' needs model.electra=True"),
     ("bert_mlm", {"model.electra": True}, r"model.electra=True trains only with objective.name='electra'"),
-    ("t5_span", {"tokenizer.num_sentinels": 10}, r"need up to 26 sentinels .* tokenizer.num_sentinels=10"),
+    # Rows of 569 raw tokens: round(0.15 * 569) = 85 noise tokens in round(85 / 3) = 28 spans.
+    ("t5_span", {"tokenizer.num_sentinels": 10}, r"569 tokens need up to 28 sentinels .* tokenizer.num_sentinels=10"),
     ("ul2", {"tokenizer.num_sentinels": 50}, r"tokenizer.num_sentinels=50"),
     ("bart_denoise", {"objective.bart.encoder_extra_len": 16},
      r"model.max_len=512 is shorter than the 528-token encoder inputs .*model.max_len=528"),

@@ -1,20 +1,10 @@
-"""Shared, session-scoped data fixtures: the built-in corpus is collected once, a tokenizer trained once."""
+"""Shared, session-scoped data fixtures: a tokenizer trained once (the built-in corpus is collected
+once, by tests/conftest.py)."""
 
 import pytest
 from data_fixtures import tokenizer_config
 
-from pretrain_jax.data import builtin_corpus, tokenizer
-
-
-@pytest.fixture(scope="session")
-def builtin_cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("builtin_cache"))
-
-
-@pytest.fixture(scope="session")
-def builtin_documents(builtin_cache_dir):
-    """The whole built-in corpus, collected (~3 s) into a fresh cache."""
-    return builtin_corpus.load_builtin_corpus(builtin_cache_dir)
+from pretrain_jax.data import tokenizer
 
 
 @pytest.fixture(scope="session")

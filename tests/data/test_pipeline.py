@@ -51,6 +51,31 @@ def test_batches_have_the_contract_shapes(documents, small_tokenizer):
     assert (batch.segment_ids > 0).mean() > 0.5
 
 
+def test_document_ids_name_each_pieces_source_document(documents, short_documents, small_tokenizer):
+    """Shuffled and split over rows, every document's pieces carry its index in the split: each
+    (row, segment)'s tokens are a run of the tokens of documents[id], and the pieces of one id
+    reassemble it in order."""
+    documents = documents[:4] + short_documents
+    loader = pipeline.make_loader(loader_config(), small_tokenizer, documents, split_is_train=True, seed=0)
+    pieces = {}
+    for batch in itertools.islice(loader, 40):
+        for row in range(batch.tokens.shape[0]):
+            for segment in np.unique(batch.segment_ids[row][batch.segment_ids[row] > 0]):
+                where = batch.segment_ids[row] == segment
+                ids = np.unique(batch.document_ids[row][where])
+                assert len(ids) == 1
+                pieces.setdefault(int(ids[0]), []).append(batch.tokens[row][where])
+    assert (batch.document_ids[batch.segment_ids == 0] == -1).all()
+    assert len(pieces) > 5 and any(len(p) > 1 for p in pieces.values())
+    for index, parts in pieces.items():
+        whole = packing.tokenize_document(documents[index], small_tokenizer.encode_batch, small_tokenizer.specials.eos)
+        joined = np.concatenate(parts)
+        # The pieces seen are a prefix of the document (the stream may stop inside it), or, when the
+        # stream met the document in two epochs, the whole document and then a prefix again.
+        np.testing.assert_array_equal(joined[: min(len(joined), len(whole.tokens))],
+                                      whole.tokens[: min(len(joined), len(whole.tokens))])
+
+
 @pytest.fixture(scope="module")
 def short_documents():
     """Documents of 2 to 40 tokens, so rows hold several documents and batches end mid-row."""

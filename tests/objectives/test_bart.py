@@ -382,6 +382,48 @@ def test_infilling_masks_thirty_percent_with_poisson_spans():
     assert abs((drawn == 0).mean() - np.exp(-3.0)) < 4 * np.sqrt(np.exp(-3.0) / drawn.size)
 
 
+def fairseq_span_lengths(num_tokens, rng, ratio=0.3, lam=3.0):
+    """fairseq denoising_dataset.py add_whole_word_mask, the span lengths only, transcribed: budget
+    ceil(ratio * n); Poisson(lam) lengths drawn until they reach it, the last one cut to fit; zero
+    lengths kept (fairseq turns them into inserted masks, one [MASK] each, like a span of 0)."""
+    budget = int(np.ceil(num_tokens * ratio))
+    lengths = list(rng.poisson(lam, size=budget))
+    while np.sum(lengths) < budget:
+        lengths.extend(rng.poisson(lam, size=budget))
+    cumulative = np.cumsum(lengths)
+    last = int(np.argmax(cumulative >= budget))
+    lengths[last] = budget - (cumulative[last - 1] if last else 0)
+    return lengths[: last + 1]
+
+
+def test_infilling_span_lengths_read_off_the_output_match_fairseqs_draws():
+    """Rows of one document, token ids 100, 101, ... in order, text infilling only. Each [MASK] between
+    two kept tokens stands for the ids missing between them: its span's length (0 for an inserted
+    [MASK]), read off the output alone. Spans sit at random gaps independent of their lengths, so
+    the masks with kept tokens on both sides are a fair sample of all spans; their lengths match
+    fairseq's draws for the same documents (chi-square homogeneity, 0.999 quantile)."""
+    n = L - 1
+    tokens = np.tile(np.append(100 + np.arange(n), SPECIALS.eos), (B, 1)).astype(np.int32)
+    ones = np.ones((B, L), np.int32)
+    packed = PackedBatch(tokens, ones, np.tile(np.arange(L, dtype=np.int32), (B, 1)), 0 * ones, ones.astype(bool))
+    ours = []
+    for key in range(KEYS):
+        state, _ = noised(key, packed, infill=0.3)
+        for row in state.tokens:
+            row = row[: np.argmax(row == SPECIALS.eos) + 1].tolist()
+            ids = [99] + [t if t != MASK else None for t in row[:-1]] + [100 + n]  # virtual ends
+            for i in range(1, len(ids) - 1):
+                if ids[i] is None and ids[i - 1] is not None and ids[i + 1] is not None:
+                    ours.append(ids[i + 1] - ids[i - 1] - 1)
+    rng = np.random.default_rng(0)
+    reference = [length for _ in range(KEYS * B) for length in fairseq_span_lengths(n, rng)]
+    bins = np.arange(8)  # 0, 1, ..., 6, 7+
+    table = np.stack([np.bincount(np.minimum(x, 7), minlength=8) for x in (ours, reference)]).astype(float)
+    fitted = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+    assert len(ours) > 3000 and len(bins) == 8
+    assert ((table - fitted) ** 2 / fitted).sum() < 24.32  # chi-square 0.999 quantile, 7 dof
+
+
 def test_word_infilling_counts_words():
     # fairseq counts word starts: ceil(0.3 * words) whole words per document (whole words: see
     # test_noise_invariants).
@@ -445,7 +487,7 @@ def repeated_document(content, sentence_ids):
     """Every row: one document of `content` + EOS, then padding."""
     size = len(content) + 1
     row = one_row(list(content) + [1], [1] * size, list(sentence_ids) + [sentence_ids[-1]], [1] * size)
-    return PackedBatch(*(np.repeat(field[:1], B, 0) for field in row))
+    return PackedBatch(*(None if field is None else np.repeat(field[:1], B, 0) for field in row))
 
 
 def test_rotation_starts_at_a_uniform_token():

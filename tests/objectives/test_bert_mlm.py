@@ -207,6 +207,42 @@ def test_mask_random_keep_split_and_uniform_random_ids():
     assert chi2 < 43.82  # chi-square 0.999 quantile, 19 degrees of freedom
 
 
+@pytest.mark.parametrize("unit", ["span", "token"])
+def test_spanbert_decides_mask_random_keep_once_per_span(unit):
+    """unit="span" (SpanBERT): a span is all [MASK], all random ids or all kept, 80/10/10 of spans.
+    Read off the output alone: runs of chosen positions of 3+ tokens (one span, or more that touch) are
+    homogeneous, all [MASK] or none, at least 90% of the time (two touching spans disagree at most
+    32% of the time, and few spans touch); deciding per token, as unit="token" does, a run of k is
+    homogeneous with probability 0.8^k + 0.2^k <= 0.52. Over the tokens of multi-token runs, [MASK]
+    is 80% within 4 standard errors counted per run (tokens of one span are not independent)."""
+    rows, seq_len = 256, 128
+    tokens = np.random.default_rng(0).integers(SPECIALS.first_normal_id, SPECIALS.normal_id_end,
+                                               (rows, seq_len)).astype(np.int32)
+    tokens[:, -1] = SPECIALS.eos
+    ones = np.ones((rows, seq_len), np.int32)
+    packed = PackedBatch(tokens, ones, np.broadcast_to(np.arange(seq_len, dtype=np.int32), (rows, seq_len)),
+                         0 * ones, ones.astype(bool))
+    masked_share, homogeneous, runs = [], 0, 0
+    for key in range(4):
+        out = jax.device_get(jitted(seq_len, unit=unit, max_predictions=40)(jax.random.key(key), packed))
+        chosen = chosen_mask(out, seq_len)
+        for b in range(rows):
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], chosen[b].astype(int), [0]])))
+            for start, end in zip(edges[::2], edges[1::2], strict=True):
+                if end - start >= 3:
+                    masked = out["inputs"][b, start:end] == MASK
+                    runs += 1
+                    homogeneous += masked.all() or not masked.any()
+                    masked_share.append(masked.mean())
+    assert runs > (500 if unit == "span" else 200)
+    if unit == "token":
+        assert homogeneous / runs < 0.6
+        return
+    assert homogeneous / runs >= 0.9, homogeneous / runs
+    share = np.array(masked_share)
+    assert abs(share.mean() - 0.8) < 4 * share.std() / np.sqrt(len(share)), share.mean()
+
+
 def _first_span_lengths(unit, seed, **overrides):
     """Units covered by the first span considered in each row, for rows where it is not clipped.
 

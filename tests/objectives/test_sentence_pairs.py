@@ -9,6 +9,7 @@ import pytest
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
+from pretrain_jax.data import packing
 from pretrain_jax.objectives import get_spec, sentence_pairs
 from pretrain_jax.specials import SpecialIds
 
@@ -16,6 +17,7 @@ L = 64
 ROWS = 64
 # Every (row, position) gets its own id, so a pair's tokens tell where they came from.
 SPECIALS = SpecialIds(vocab_size=13 + ROWS * L + 8, num_sentinels=4)
+assert 32 * L <= ROWS * L  # the 4 documents of 8 rows below also fit the ordinary ids
 CLS, SEP = SPECIALS.cls, SPECIALS.sep
 
 
@@ -68,7 +70,8 @@ def packed_documents(seed, rows=ROWS, max_sentence=6, main_tokens=(10, 40), min_
         tokens[b, second[-1]] = SPECIALS.eos
         segment_ids[b, second] = 2
     positions = np.where(segment_ids > 0, np.arange(L), 0)
-    return PackedBatch(tokens, segment_ids, positions, sentence_ids, segment_ids > 0), sentences
+    document_ids = np.where(segment_ids > 0, 2 * np.arange(rows)[:, None] + segment_ids - 1, -1).astype(np.int32)
+    return PackedBatch(tokens, segment_ids, positions, sentence_ids, segment_ids > 0, document_ids), sentences
 
 
 def split_pair(inputs, token_types, segment_ids):
@@ -97,7 +100,8 @@ def test_golden_example():
     segment_ids = np.array([[1] * 7 + [2] * 3 + [0] * 6, [1] * 10 + [0] * 6], np.int32)
     sentence_ids = np.array([[0, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                              [0, 0, 0, 1, 1, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0]], np.int32)
-    packed = PackedBatch(tokens, segment_ids, np.zeros_like(tokens), sentence_ids, segment_ids > 0)
+    document_ids = np.where(segment_ids > 0, [[0], [2]] + segment_ids - 1, -1).astype(np.int32)
+    packed = PackedBatch(tokens, segment_ids, np.zeros_like(tokens), sentence_ids, segment_ids > 0, document_ids)
     row0_a = {1: [21, 22], 2: [21, 22, 23, 24]}  # by a_end
     row1_a = {1: [41, 42, 43], 2: [41, 42, 43, 44, 45]}
     # IsNext B = the rest of the chunk; NotNext B = the other row's document from a random sentence on.
@@ -179,6 +183,47 @@ def test_single_sentence_chunks_take_b_from_another_document(name):
         assert row_a == b and row_b != b
 
 
+def one_document_per_eight_rows(seed):
+    """32 rows of L tokens packed by the project's packer from 4 documents of 8 rows each, sentences
+    of 3 to 9 tokens. Token ids encode the source: 13 + document * 8 * L + offset in the document."""
+    rng = np.random.default_rng(seed)
+    documents = []
+    for d in range(4):
+        size = 8 * L - 1  # + EOS: exactly 8 rows
+        tokens = np.append(13 + d * 8 * L + np.arange(size), SPECIALS.eos).astype(np.int32)
+        sentence_ids = np.minimum(np.cumsum(rng.random(size + 1) < 1 / 6), 10_000).astype(np.int32)
+        documents.append(packing.TokenizedDocument(tokens, sentence_ids))
+    return packing.pack_documents(documents, L, np.ones(13 + 32 * L + 8, bool))
+
+
+@pytest.mark.parametrize("name", ["nsp", "sop"])
+def test_not_next_never_comes_from_the_same_document_over_rows(name):
+    """A batch of 4 documents split over 8 rows each (as the packer splits long documents): every
+    NotNext B comes from another document than A, over 64 keys, whatever row it was taken from.
+    The source document is read off the token ids, not off document_ids. sop takes B from another
+    row only for a one-sentence chunk, so its rows hold one sentence each."""
+    packed = one_document_per_eight_rows(0)
+    if name == "sop":
+        packed = packed._replace(sentence_ids=np.zeros_like(packed.sentence_ids))
+    assert packed.tokens.shape == (32, L)
+    keys = jax.random.split(jax.random.key(7), 64)
+    out = jax.tree.map(np.asarray, over_keys(name, short_seq_prob=0.0)(keys, packed))
+    inputs, labels = out["inputs"], out["nsp_targets"]
+    document_of = lambda ids: (ids - 13) // (8 * L)  # noqa: E731
+    checked = 0
+    for k in range(len(keys)):
+        for b in range(32):
+            if out["nsp_weights"][k, b] == 0 or labels[k, b] == 0:
+                continue
+            seps = np.nonzero(inputs[k, b] == SEP)[0]
+            a, b_half = inputs[k, b, 1 : seps[0]], inputs[k, b, seps[0] + 1 : seps[1]]
+            a_docs, b_docs = set(document_of(a).tolist()), set(document_of(b_half).tolist())
+            assert len(a_docs) == len(b_docs) == 1
+            assert a_docs != b_docs, (k, b)
+            checked += 1
+    assert checked > 500
+
+
 def _truncate_seq_pair(len_a, len_b, max_tokens):
     """BERT's loop, on lengths: trim the longer side (B on ties) until the pair fits."""
     while len_a + len_b > max_tokens:
@@ -232,7 +277,7 @@ def test_mlm_on_the_pair_never_touches_cls_sep_or_padding():
 def test_eval_shape(name):
     objective = get_spec(name).builder(get_config().objective[name], SPECIALS, 128)
     spec = jax.ShapeDtypeStruct((8, 128), jnp.int32)
-    packed = PackedBatch(spec, spec, spec, spec, jax.ShapeDtypeStruct((8, 128), bool))
+    packed = PackedBatch(spec, spec, spec, spec, jax.ShapeDtypeStruct((8, 128), bool), spec)
     shapes = {k: (v.shape, v.dtype) for k, v in jax.eval_shape(objective, jax.random.key(0), packed).items()}
     P = get_config().objective[name].mlm.max_predictions
     assert shapes == {
@@ -259,6 +304,8 @@ def test_missing_sentence_ids_or_single_row_is_an_error():
     objective = get_spec("nsp").builder(get_config().objective.nsp, SPECIALS, L)
     with pytest.raises(ValueError, match="sentence_ids"):
         objective(jax.random.key(0), packed._replace(sentence_ids=None))
+    with pytest.raises(ValueError, match="document_ids"):
+        objective(jax.random.key(0), packed._replace(document_ids=None))
     with pytest.raises(ValueError, match="batch size 1"):
         objective(jax.random.key(0), PackedBatch(*(x[:1] for x in packed)))
 

@@ -14,6 +14,7 @@ from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
+from pretrain_jax.data import packing
 from pretrain_jax.objectives import build_objective, get_spec, masks
 from pretrain_jax.objectives import documents as document_noise
 from pretrain_jax.objectives import span_corruption as sc
@@ -242,6 +243,34 @@ def test_documents_reassemble_over_layouts(rows, seed, special_prob, config):
     for b in range(batch):
         check_row(packed, out, b, seq_len, targets_length, density, mean)
         check_layout(out, b)
+
+
+@settings(max_examples=20, deadline=None)
+@given(lengths=st.lists(st.integers(1, 120), min_size=1, max_size=12), seed=st.integers(0, 2**16),
+       special_prob=st.sampled_from([0.0, 0.05, 0.2]))
+def test_rows_packed_under_the_budget_leave_no_document_out(lengths, seed, special_prob):
+    """Documents of random lengths with special ids inside (each may split a noise span and cost a
+    sentinel more), packed by the project's packer under the objective's row budget: every document
+    with 2+ ordinary tokens is in the example, whole (its inputs and targets reassemble it)."""
+    seq_len = 48
+    settings_ = sc.SpanCorruptionSettings.from_config(span_config(), SPECIALS, seq_len)
+    budget = settings_.budget
+    rng = np.random.default_rng(seed)
+    documents = []
+    for size in lengths:
+        body = rng.integers(SPECIALS.first_normal_id, SPECIALS.normal_id_end, size).astype(np.int32)
+        body[rng.random(size) < special_prob] = SPECIALS.unk
+        documents.append(packing.TokenizedDocument(np.append(body, SPECIALS.eos), np.zeros(size + 1, np.int32)))
+    rows = packing.pack_documents(documents, budget, np.ones(SPECIALS.vocab_size, bool))
+    rows = packing.stack_rows([PackedBatch(*(f[r] for f in rows)) for r in range(min(4, len(rows.tokens)))]
+                              + [packing.empty_row(budget.row_length)] * max(0, 4 - len(rows.tokens)))
+    out = jax.device_get(jitted(seq_len)(jax.random.key(seed), rows))
+    for b in range(4):
+        for segment in np.unique(rows.segment_ids[b][rows.segment_ids[b] > 0]):
+            tokens = rows.tokens[b][rows.segment_ids[b] == segment]
+            if ((tokens >= SPECIALS.first_normal_id) & (tokens < SPECIALS.normal_id_end)).sum() >= 2:
+                assert segment in out["encoder_segment_ids"][b], (b, segment)
+        check_row(rows, out, b, seq_len, settings_.targets_length, 0.15, 3.0)
 
 
 def test_shapes_follow_config_alone():

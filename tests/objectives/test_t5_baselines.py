@@ -12,7 +12,7 @@ from packed_rows import pack_documents
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
-from pretrain_jax.objectives import build_objective, t5_baselines
+from pretrain_jax.objectives import build_objective, build_row_budget, t5_baselines
 from pretrain_jax.specials import SpecialIds
 
 SPECIALS = SpecialIds(vocab_size=8192, num_sentinels=100)
@@ -65,7 +65,7 @@ def test_golden_rows():
     np.testing.assert_array_equal(mass["encoder_inputs"], [[20, 4, 4, 4, 1, 30, 31, 1, 0]])
     np.testing.assert_array_equal(mass["lm_targets"], tokens)
     np.testing.assert_array_equal(mass["decoder_inputs"], [[0, 20, 21, 22, 23, 0, 30, 31, 0]])
-    drop = jitted("t5_drop_tokens", 9, noise_density=0.3, targets_length=6)(key, packed)
+    drop = jitted("t5_drop_tokens", 9, noise="iid", noise_density=0.3, targets_length=6)(key, packed)
     np.testing.assert_array_equal(drop["encoder_inputs"], [[20, 1, 30, 31, 1, 0, 0, 0, 0]])
     np.testing.assert_array_equal(drop["encoder_segment_ids"], [[1, 1, 2, 2, 2, 0, 0, 0, 0]])
     np.testing.assert_array_equal(drop["lm_targets"], [[21, 22, 23, 1, 1, 0]])  # no noise in doc 2: EOS only
@@ -90,13 +90,25 @@ def test_deshuffle_is_a_uniform_permutation():
 @pytest.mark.parametrize("name", ["t5_mass", "t5_drop_tokens"])
 def test_iid_noise_rate(name):
     packed = pack([[128]] * 256, 128)
-    out = jax.device_get(jitted(name, 128)(jax.random.key(1), packed))
+    out = jax.device_get(jitted(name, 128, noise="iid")(jax.random.key(1), packed))
     if name == "t5_mass":
         noisy = int(np.sum(out["encoder_inputs"] == MASK))
     else:
         noisy = int(np.sum(out["decoder_segment_ids"] > 0)) - 256  # minus one EOS per document
     eligible = 256 * 127
     assert abs(noisy / eligible - 0.15) < 3 * np.sqrt(0.15 * 0.85 / eligible)
+
+
+def test_uniform_noise_drops_t5s_count_at_uniform_positions():
+    """noise="uniform" (t5_drop_tokens' default): a document of n ordinary tokens loses exactly
+    round(0.15 n) of them (T5's count; by hand: n = 20 -> 3, n = 7 -> round(1.05) = 1), and over 512
+    rows each of the 20 places is dropped 3/20 of the time, within 4 standard errors."""
+    packed = pack([[21, 8]] * 512, 32)
+    out = jax.device_get(jitted("t5_drop_tokens", 32)(jax.random.key(4), packed))
+    targets = [documents(out["lm_targets"][b], out["decoder_segment_ids"][b]) for b in range(512)]
+    assert all(len(t[1]) == 3 + 1 and len(t[2]) == 1 + 1 for t in targets)  # + EOS
+    dropped = np.stack([np.isin(packed.tokens[b, :20], targets[b][1]) for b in range(512)])
+    assert np.all(np.abs(dropped.mean(0) - 0.15) < 4 * np.sqrt(0.15 * 0.85 / 512)), dropped.mean(0)
 
 
 def test_span_noise_counts_follow_t5():
@@ -139,7 +151,10 @@ def test_invariants_over_layouts(rows, seed, special_prob):
         original = documents(packed.tokens[b], packed.segment_ids[b])
         inputs = documents(drop["encoder_inputs"][b], drop["encoder_segment_ids"][b])
         targets = documents(drop["lm_targets"][b], drop["decoder_segment_ids"][b])
-        assert inputs.keys() == targets.keys() and list(inputs) == list(original)[: len(inputs)]
+        # Documents with fewer than 2 ordinary tokens cannot lose T5's count (at least 1, leaving 1):
+        # they are left out, as in span corruption; so may the last documents be, if they overflow.
+        corruptible = [k for k, doc in original.items() if ordinary(doc).sum() >= 2]
+        assert inputs.keys() == targets.keys() and list(inputs) == corruptible[: len(inputs)]
         for k in inputs:
             assert targets[k][-1] == EOS
             dropped = np.isin(original[k], targets[k][:-1]) & ordinary(original[k])  # ids are distinct
@@ -147,13 +162,22 @@ def test_invariants_over_layouts(rows, seed, special_prob):
             assert targets[k][:-1].tolist() == original[k][dropped].tolist()
 
 
-@pytest.mark.parametrize("name, decoder_length", [("t5_deshuffle", 512), ("t5_mass", 512), ("t5_drop_tokens", 114)])
-def test_shapes_follow_config_alone(name, decoder_length):
+# Rows and targets by hand: drop-tokens with T5's count drops round(0.15 n) of n tokens, so 602 raw
+# tokens (601 + EOS, or 602 without) keep 602 - 90 = 512 inputs (603 would keep 603 - 90 = 513; 0.15 *
+# 603 = 90.45 rounds to 90), and their targets are 90 + EOS = 91. With "iid" the count varies: rows
+# of 512 and T5's span-corruption targets length, 114.
+@pytest.mark.parametrize("name, noise, row_length, decoder_length", [
+    ("t5_deshuffle", None, 512, 512), ("t5_mass", "iid", 512, 512), ("t5_drop_tokens", "uniform", 602, 91),
+    ("t5_drop_tokens", "iid", 512, 114)])
+def test_shapes_and_row_lengths_follow_config_alone(name, noise, row_length, decoder_length):
     cfg = get_config()
     cfg.objective.name = name
+    if noise:
+        cfg.objective[name].noise = noise
     objective, family = build_objective(cfg.objective, SPECIALS, 512)
     assert family == "encoder_decoder"
-    packed = jax.ShapeDtypeStruct((4, 512), jnp.int32)
+    assert build_row_budget(cfg.objective, SPECIALS, 512).row_length == row_length
+    packed = jax.ShapeDtypeStruct((4, row_length), jnp.int32)
     shapes = jax.eval_shape(objective, jax.random.key(0), PackedBatch(packed, packed, packed))
     assert shapes["encoder_inputs"].shape == (4, 512)
     assert shapes["lm_targets"].shape == shapes["decoder_inputs"].shape == (4, decoder_length)

@@ -84,7 +84,7 @@ def test_unknown_config_key_is_named_and_exits_1(typo, named, hint, tmp_path):
     ("bert_mlm", {"tokenizer.vocab_size": 50, "tokenizer.num_sentinels": 40},
      r"vocab_size=50 is too small for 13 special ids and 40 sentinels; raise tokenizer.vocab_size"),
     ("xlnet_plm", {"data.seq_len": 8, "model.max_len": 8},
-     r"xlnet_plm.num_predict=24 must be in \[1, data.seq_len=8\]"),
+     r"xlnet_plm.num_predict=24 must be an int in \[1, data.seq_len=8\]"),
     ("bert_mlm", {"data.seq_len": 4}, r"data.seq_len=4 is too short"),
     ("bert_mlm", {"model.family": "decoder"},
      r"objective 'bert_mlm' feeds a 'encoder' model, but model.family='decoder'; set --config.model.family=encoder"),

@@ -3,8 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+from tiny_configs import overridden, project_config
 
-from pretrain_jax import losses
+from pretrain_jax import experiment, losses, steps
+from pretrain_jax.batch import PackedBatch
 
 
 def test_predicted_correctly_is_argmax_without_ties():
@@ -29,3 +32,38 @@ def test_head_sums_weight_loss_and_accuracy():
     sums = losses.head_sums({"mlm_logits": logits}, batch)
     np.testing.assert_allclose(sums["mlm/loss_sum"], -np.log(0.5) - 3 * np.log(0.1), rtol=1e-6)
     assert float(sums["mlm/correct_sum"]) == 1.0 and float(sums["mlm/weight_sum"]) == 4.0
+
+
+def test_loss_weights_scale_that_heads_gradient():
+    """train.loss_weights={"rtd": w} (ELECTRA's rtd=50) multiplies the replaced-token head's part of the
+    gradient by w and leaves the rest: through the real train step with plain SGD at lr 1 (the update is
+    -gradient), the update is affine in w, u(w) = u_mlm + w u_rtd, so u(50) - u(1) = 49 (u(2) - u(1)),
+    and u_rtd is not zero; the logged loss is affine in w the same way."""
+    config = overridden(project_config("electra", "tiny"), {
+        "tokenizer.vocab_size": 512, "tokenizer.num_sentinels": 4, "data.seq_len": 32, "data.batch_size": 4,
+        "model.max_len": 32, "model.d_model": 32, "model.d_ff": 64, "model.num_layers": 1,
+        "objective.electra.max_predictions": 6})
+    exp = experiment.Experiment.for_shapes(config, devices=jax.devices()[:1])
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(exp.specials.first_normal_id, exp.specials.normal_id_end, (4, 32)).astype(np.int32)
+    ones = np.ones((4, 32), np.int32)
+    packed = PackedBatch(tokens, ones, np.tile(np.arange(32, dtype=np.int32), (4, 1)), 0 * ones,
+                         ones.astype(bool), 0 * ones)
+    state = exp.init_state()
+
+    @jax.jit
+    def step(weight):  # one compile: the weight is traced
+        train_step = steps.make_train_step(exp.objective_fn, exp.graphdef, optax.sgd(1.0), config.seed,
+                                           {"rtd": weight})
+        new_state, metrics = train_step(state, packed)
+        return jax.tree.map(lambda new, old: new - old, new_state["params"], state["params"]), metrics["loss"]
+
+    def update(weight):
+        delta, loss = step(jnp.float32(weight))
+        return np.concatenate([np.ravel(x) for x in jax.tree.leaves(delta)]).astype(np.float64), float(loss)
+
+    (u1, l1), (u2, l2), (u50, l50) = update(1.0), update(2.0), update(50.0)
+    rtd = u2 - u1
+    assert np.linalg.norm(rtd) > 1e-3 * np.linalg.norm(u1)
+    np.testing.assert_allclose(u50 - u1, 49 * rtd, atol=1e-4 * np.abs(u50).max())
+    np.testing.assert_allclose(l50 - l1, 49 * (l2 - l1), rtol=1e-4)

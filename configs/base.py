@@ -166,6 +166,7 @@ def get_config(arg=None):
     c.train.keep_every = 0  # Also keep every checkpoint whose step is a multiple of this (0 = none).
     c.train.loss_weights = ""  # Per-head loss multipliers, e.g. "rtd=50" (heads not named weigh 1).
     c.train.stop_after_steps = 0  # Stop with a checkpoint after this many steps of this invocation (0 = never).
+    c.train.restart = False  # Start over when no checkpoint of the workdir can be restored (old ones are moved aside).
     c.train.microbatches = 1  # Gradient accumulation: each global batch runs as this many microbatches, one update.
     c.train.peak_flops_per_device = 0.0  # Peak FLOP/s per device for MFU (0 = by device kind or measured; -1 = no MFU).
 

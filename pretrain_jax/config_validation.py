@@ -50,6 +50,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
     _require(m.family in FAMILIES, f"model.family={m.family!r}: expected one of {FAMILIES}")
     _require(m.max_len >= d.seq_len, f"model.max_len={m.max_len} must be >= data.seq_len={d.seq_len}")
+    for key in ("num_layers", "d_model", "num_heads", "d_ff"):
+        _require(m[key] >= 1, f"model.{key}={m[key]} must be >= 1")
     _require(m.num_heads >= 1 and m.d_model % m.num_heads == 0,
              f"model.d_model={m.d_model} must be divisible by model.num_heads={m.num_heads}")
     _require(0.0 <= m.dropout < 1.0, f"model.dropout={m.dropout} must be in [0, 1)")
@@ -59,6 +61,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(o.warmup_steps >= 0, f"optim.warmup_steps={o.warmup_steps} must be >= 0")
     _require(t.num_steps >= 1, f"train.num_steps={t.num_steps} must be >= 1")
     _require(t.eval_steps >= 1, f"train.eval_steps={t.eval_steps} must be >= 1")
+    _require(t.eval_every >= 0, f"train.eval_every={t.eval_every} must be >= 0 (0 = only at the end)")
+    _require(t.log_every_secs >= 0, f"train.log_every_secs={t.log_every_secs} must be >= 0")
+    _require(t.keep_every >= 0, f"train.keep_every={t.keep_every} must be >= 0 (0 = none)")
+    _require(t.stop_after_steps >= 0, f"train.stop_after_steps={t.stop_after_steps} must be >= 0 (0 = never)")
     _require(t.checkpoint_every >= 1, f"train.checkpoint_every={t.checkpoint_every} must be >= 1")
     _require(t.nonfinite in ("stop", "skip"), f"train.nonfinite={t.nonfinite!r}: use 'stop' or 'skip'")
     _require(t.keep_checkpoints >= 1, f"train.keep_checkpoints={t.keep_checkpoints} must be >= 1")

@@ -49,15 +49,21 @@ class Experiment:
 
     @classmethod
     def create(cls, config: ml_collections.ConfigDict, workdir: str, *, train_documents=None,
-               devices: Sequence[jax.Device] | None = None) -> "Experiment":
+               devices: Sequence[jax.Device] | None = None, read_only: bool = False) -> "Experiment":
         """Validates the config, then builds the tokenizer (trained once, cached in the workdir) and the rest.
 
         `train_documents` (a sequence of str) is needed only when no tokenizer exists yet. `devices`:
-        the mesh's devices (default: all of them, on every process).
+        the mesh's devices (default: all of them, on every process). read_only: the workdir's tokenizer
+        must exist; nothing is created or written.
         """
         config_validation.validate(config)
-        os.makedirs(workdir, exist_ok=True)
-        tokenizer = _load_or_train_tokenizer(config, workdir, train_documents)
+        if read_only:
+            if not tokenizer_lib.exists(config.tokenizer, workdir):
+                raise FileNotFoundError(f"no tokenizer in {workdir}: is it the workdir of a training run?")
+            tokenizer = tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+        else:
+            os.makedirs(workdir, exist_ok=True)
+            tokenizer = _load_or_train_tokenizer(config, workdir, train_documents)
         return cls._build(config, workdir, tokenizer, tokenizer.specials, devices)
 
     @classmethod
@@ -76,7 +82,7 @@ class Experiment:
         host_transform = objectives.build_host_transform(config.objective, specials)
         config_validation.check_family(config, family)
         mesh = sharding.make_mesh(config.mesh, devices)
-        _check_batch_split(config, mesh)
+        check_batch_split(config, mesh)
         abstract_model = nnx.eval_shape(lambda: _build_model(config, specials.vocab_size, 0))
         graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
         param_shardings = sharding.param_shardings(abstract_params, mesh)
@@ -164,7 +170,7 @@ def _load_or_train_tokenizer(config, workdir: str, train_documents) -> tokenizer
     return tokenizer
 
 
-def _check_batch_split(config, mesh: Mesh) -> None:
+def check_batch_split(config, mesh: Mesh) -> None:
     """Every (micro)batch must split evenly over the data-parallel devices (mesh data x fsdp)."""
     shards = sharding.data_parallel_size(mesh)
     microbatches = config.train.get("microbatches", 1)  # Configs saved before the key existed: 1.

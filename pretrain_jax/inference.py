@@ -4,18 +4,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pretrain_jax import evaluation, experiment, train
+from pretrain_jax import evaluation, experiment, train, workdirs
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus
 
 
 def load(workdir: str) -> tuple[experiment.Experiment, dict, int]:
-    """(experiment, params, step) of the latest checkpoint in `workdir`."""
+    """(experiment, params, step) of the newest restorable checkpoint in `workdir`, read-only: nothing
+    in the workdir is created, renamed or written (a damaged newer step is skipped, and left as it is)."""
+    workdirs.check_readable(workdir)
     config = experiment.load_saved_config(workdir)
-    exp = experiment.Experiment.create(config, workdir)
-    checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints)
-    restored = checkpointer.restore_latest_good(exp.abstract_state())
-    checkpointer.close()
+    exp = experiment.Experiment.create(config, workdir, read_only=True)
+    checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints, read_only=True)
+    try:
+        restored = checkpointer.restore_latest_good(exp.abstract_state())
+    finally:
+        checkpointer.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {checkpointer.directory}: train first")
     step, state, _, _ = restored

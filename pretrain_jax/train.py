@@ -19,7 +19,18 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
-from pretrain_jax import config_validation, distributed, evaluation, experiment, flops, losses, metrics, sharding
+from pretrain_jax import (
+    checkpoint,
+    config_validation,
+    distributed,
+    evaluation,
+    experiment,
+    flops,
+    losses,
+    metrics,
+    sharding,
+    workdirs,
+)
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus, pipeline
 from pretrain_jax.data import tokenizer as tokenizer_lib
@@ -96,13 +107,47 @@ def _make_loader(exp: experiment.Experiment, documents, *, train: bool, batch_si
     )
 
 
-def _check_before_writing(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """The checks that need nothing written: a config or tokenizer that cannot work leaves the workdir as it was."""
+def _check_before_writing(config: ml_collections.ConfigDict, workdir: str, devices) -> None:
+    """The checks that need nothing written: a config, workdir or tokenizer that cannot work leaves the
+    workdir as it was."""
     config_validation.validate(config)
+    workdirs.check_writable(workdir)
+    experiment.check_batch_split(config, sharding.make_mesh(config.mesh, devices))
     if os.path.exists(os.path.join(workdir, experiment.CONFIG_FILE)):
         config_validation.check_resume_compatible(experiment.load_saved_config(workdir), config)
-    if tokenizer_lib.exists(config.tokenizer, workdir):  # tokenizer.path or the workdir's: is its size the config's?
+    latest = checkpoint.latest_committed_step(workdir)
+    if latest is not None and config.train.num_steps < latest:
+        raise config_validation.ConfigError(
+            f"train.num_steps={config.train.num_steps} is below step {latest} of the workdir's latest checkpoint;"
+            f" set --config.train.num_steps={latest} or more to go on, or use a new --workdir")
+    if tokenizer_lib.exists(config.tokenizer, workdir):  # tokenizer.path or the workdir's: is it the run's?
+        if latest is not None:
+            tokenizer_lib.check_fingerprint(config.tokenizer, workdir, checkpoint.read_meta(workdir, latest))
         tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+
+
+def _restore_or_start(exp: experiment.Experiment, checkpointer: Checkpointer, loader, workdir: str):
+    """(state, checkpointer): the newest restorable checkpoint's, else a fresh state. With existing
+    checkpoints none of which restores, only train.restart=True starts over (the old checkpoints and
+    metrics.jsonl are moved aside, never deleted); otherwise CheckpointError stops the run."""
+    try:
+        restored = checkpointer.restore_latest_good(exp.abstract_state())
+    except checkpoint.CheckpointError as error:
+        if not exp.config.train.restart:
+            raise
+        checkpointer.close()
+        moved = workdirs.move_aside(workdir, ("checkpoints", metrics.METRICS_FILE))
+        logging.warning("train.restart=True: %s; starting a new run (moved aside: %s)", error, ", ".join(moved))
+        checkpointer = Checkpointer(workdir, keep=exp.config.train.keep_checkpoints,
+                                    keep_every=exp.config.train.keep_every)
+        restored = None
+    if restored is None:
+        logging.info("starting a new run in %s", workdir)
+        return exp.init_state(), checkpointer
+    latest, state, loader_state, _ = restored
+    loader.set_state(distributed.this_process_part(loader_state))
+    logging.info("resuming from step %d", latest)
+    return state, checkpointer
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict[str, float]:
@@ -112,25 +157,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     """
     metrics.quiet_library_logs()
     distributed.initialize(config.mesh)  # Before anything touches a device.
-    _check_before_writing(config, workdir)
+    _check_before_writing(config, workdir, devices)
     started = time.time()
     train_docs = corpus.load_documents(config.data, config.data.train_split, workdir)
     eval_docs = corpus.load_documents(config.data, config.data.eval_split, workdir)
     exp = experiment.Experiment.create(config, workdir, train_documents=train_docs, devices=devices)
-    exp.save_config()
     num_steps, seq_len = config.train.num_steps, exp.row_budget.row_length  # raw tokens per packed row
     loader = _make_loader(exp, train_docs, train=True, batch_size=config.data.batch_size)
 
     checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints, keep_every=config.train.keep_every)
-    restored = checkpointer.restore_latest_good(exp.abstract_state())
-    if restored is None:
-        state = exp.init_state()
-        logging.info("starting a new run in %s", workdir)
-    else:
-        latest, state, loader_state, _ = restored
-        loader.set_state(distributed.this_process_part(loader_state))
-        logging.info("resuming from step %d", latest)
+    state, checkpointer = _restore_or_start(exp, checkpointer, loader, workdir)
     start_step = int(jax.device_get(state["step"]))
+    if start_step >= num_steps:
+        checkpointer.close()
+        logging.info("nothing to do: the workdir's checkpoint is at step %d, train.num_steps=%d", start_step,
+                     num_steps)
+        return {}
+    exp.save_config()
     logging.info("set-up took %.1fs; mesh %s; %d parameters",
                  time.time() - started, dict(exp.mesh.shape), _count(state["params"]))
 
@@ -139,11 +182,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     flops_per_token = flops.train_flops_per_token(exp.model_spec(), exp.model_batch_shapes(), seq_len)
     peak_flops = flops.peak_flops_per_device(config.train.peak_flops_per_device, exp.mesh.devices.flat[0])
     writer = metrics.MetricsWriter(workdir, is_chief=jax.process_index() == 0)
+    writer.forget_after(start_step)  # Steps after the checkpoint are run again: their records go.
     evaluator = evaluation.Evaluator(exp, lambda: _make_loader(exp, eval_docs, train=False,
                                                                batch_size=config.data.eval_batch_size))
+    fingerprint = tokenizer_lib.fingerprint(exp.tokenizer)
 
     def save(step: int) -> None:
-        meta = {"step": step, "tokenizer_vocab_size": exp.tokenizer.vocab_size}
+        meta = {"step": step, "tokenizer_vocab_size": exp.tokenizer.vocab_size, "tokenizer_sha256": fingerprint}
         checkpointer.save(step, state, distributed.gather_per_process(loader.get_state()), meta)
 
     last_eval: dict[str, float] = {}
@@ -156,7 +201,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
             state, step_metrics = train_step(state, packed)
             step += 1
             pending.append(step_metrics)
-            if (time.time() - window_start >= config.train.log_every_secs or step == stop_at
+            stopping = stop.should_stop(step)
+            checkpoint_due = stopping or step % config.train.checkpoint_every == 0 or step == stop_at
+            # Every checkpoint closes a window, so metrics.jsonl holds each step's loss before the
+            # checkpoint that covers it: a kill loses at most the steps run again after it.
+            if (time.time() - window_start >= config.train.log_every_secs or checkpoint_due
                     or step == start_step + 1):
                 scalars = _reduce_train_metrics(pending)  # Blocks until these steps have run.
                 _check_nonfinite(pending, window_step, config.train.nonfinite, checkpointer.latest_step())
@@ -179,12 +228,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
                 last_eval = evaluator.evaluate(state["params"], config.train.eval_steps)
                 logging.info("eval at step %d: %s", step, evaluation.format_metrics(last_eval))
                 writer.write("eval", step, last_eval)
-            if stop.should_stop(step):
+            if checkpoint_due:
                 save(step)
+            if stopping:
                 logging.info("saved step %d after %s; run the same command to continue", step, stop.signal_name)
                 break
-            if step % config.train.checkpoint_every == 0 or step == stop_at:
-                save(step)
     checkpointer.wait()
     checkpointer.close()
     writer.close()

@@ -15,6 +15,8 @@ For "builtin" and "files" the eval split is the documents whose text hashes belo
 ValueError naming what is wrong; nothing falls back to other data.
 """
 
+import glob
+import importlib.util
 import os
 from collections.abc import Sequence
 
@@ -115,7 +117,14 @@ def prepare_local_text(data_config, data_dir: str) -> local_text_builder.LocalTe
         data_dir=data_dir,
     )
     if not builder.is_prepared():
-        builder.scan()
+        _, counts = builder.scan()
+        wanted = (data_config.train_split,) + ((data_config.eval_split,) if data_config.eval_fraction > 0 else ())
+        empty = [name for name in wanted if not counts.get(name)]
+        if empty:  # Said before anything is written: a run asking for both splits cannot go without one.
+            raise ValueError(
+                f"Split {empty[0]!r} of data.files would be empty: no document hashed into it with"
+                f" data.eval_fraction={data_config.eval_fraction} ({counts}); add documents or change"
+                " data.eval_fraction")
     builder.download_and_prepare()
     return builder
 
@@ -142,7 +151,7 @@ def _tfds_split(data_config, split: str) -> TextColumn:
         # download=False: reading must never start a multi-hour download and prepare as a side effect.
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(f"Unknown TFDS dataset {name!r} (data.tfds_name); check the name") from None
+        raise ValueError(_unregistered_dataset(name, data_dir)) from None
     except Exception as e:  # noqa: BLE001 -- TFDS raises many types; each is diagnosed below.
         raise ValueError(_diagnose_tfds_failure(name, split, data_dir, e)) from None
     if len(source) > 0:
@@ -155,6 +164,27 @@ def _tfds_split(data_config, split: str) -> TextColumn:
     columns = TextColumn(source, data_config.text_key)
     logging.info("TFDS %s: split %r has %d documents.", name, split, len(columns))
     return columns
+
+
+def _unregistered_dataset(name: str, data_dir: str | None) -> str:
+    """Why TFDS does not know `name`: a misspelling, or a builder whose module needs TensorFlow.
+
+    Without TensorFlow, TFDS registers only the builders that import without it (c4, wikipedia,
+    glue and others do not), yet a copy prepared elsewhere as array_record reads fine.
+    """
+    base = name.split("/")[0].split(":")[0]
+    package = os.path.dirname(tfds.__file__)
+    has_module = bool(glob.glob(os.path.join(package, "**", f"{base}.py"), recursive=True)
+                      or glob.glob(os.path.join(package, "**", base, f"{base}*.py"), recursive=True))
+    if not has_module:
+        return f"Unknown TFDS dataset {name!r} (data.tfds_name); check the name"
+    if importlib.util.find_spec("tensorflow") is None:
+        where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
+        return (f"TFDS dataset {name!r} exists, but its builder needs TensorFlow, which is not installed, and no"
+                f" prepared copy is in {where}: prepare one where TensorFlow is (`tfds build {base}"
+                f" --file_format=array_record --data_dir=DIR`) and set data.tfds_data_dir=DIR, or install"
+                " tensorflow-cpu")
+    return f"TFDS dataset {name!r} is known to TFDS but did not register here; check the name and its version"
 
 
 def _diagnose_tfds_failure(name: str, split: str, data_dir: str | None, error: Exception) -> str:

@@ -10,6 +10,7 @@ SentencePiece model itself; then ordinary pieces; sentinels are the top `num_sen
 outside the SentencePiece model (like T5's extra ids), so `vocab_size` = pieces + sentinels.
 """
 
+import hashlib
 import io
 import math
 import os
@@ -49,7 +50,12 @@ class Tokenizer:
     @classmethod
     def load(cls, path: str, num_sentinels: int) -> "Tokenizer":
         with open(path, "rb") as f:
-            return cls(f.read(), num_sentinels)
+            proto = f.read()
+        try:
+            return cls(proto, num_sentinels)
+        except RuntimeError as error:  # SentencePiece's parse failure of a damaged or foreign file
+            raise ValueError(f"tokenizer file {path} cannot be read by SentencePiece ({str(error).strip()}): it is"
+                             " damaged or not a SentencePiece model; put back the run's tokenizer.model") from None
 
     def serialized(self) -> bytes:
         """The SentencePiece model proto (sentinels are implied by `num_sentinels`)."""
@@ -171,8 +177,32 @@ def _check_vocab_size(tokenizer: Tokenizer, tokenizer_config, path: str) -> None
         raise ValueError(
             f"Tokenizer {path} has {tokenizer.vocab_size} ids ({tokenizer.vocab_size - tokenizer_config.num_sentinels}"
             f" pieces + {tokenizer_config.num_sentinels} sentinels) but tokenizer.vocab_size is"
-            f" {tokenizer_config.vocab_size}; use a fresh workdir or set tokenizer.vocab_size to match"
+            f" {tokenizer_config.vocab_size}; if the file was changed or cut short, put back the original;"
+            " otherwise use a fresh workdir or set tokenizer.vocab_size to match"
         )
+
+
+def fingerprint(tokenizer: Tokenizer) -> str:
+    """sha256 (hex) of the SentencePiece model: what a checkpoint records, so a resumed run can
+    tell that its tokenizer.model is the one the checkpoint was trained with."""
+    return hashlib.sha256(tokenizer.serialized()).hexdigest()
+
+
+def check_fingerprint(tokenizer_config, workdir: str, meta: dict) -> None:
+    """The run's tokenizer file has the sha256 recorded in a checkpoint's `meta` (checkpoints without
+    one, from before fingerprints, are not checked); else a one-line ValueError naming both."""
+    recorded = meta.get("tokenizer_sha256")
+    path = os.path.expanduser(tokenizer_config.path) if tokenizer_config.path else os.path.join(workdir,
+                                                                                                MODEL_FILENAME)
+    if not recorded or not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        actual = hashlib.sha256(f.read()).hexdigest()
+    if actual != recorded:
+        raise ValueError(
+            f"tokenizer {path} is not the one the checkpoints were trained with: its sha256 is {actual[:16]}...,"
+            f" the checkpoint step {meta.get('step')} records {recorded[:16]}...; put back the original file"
+            " (or start a new --workdir)")
 
 
 def train_sentencepiece(tokenizer_config, documents: Sequence[str]) -> bytes:

@@ -37,7 +37,7 @@ def tiny_config(name: str, **overrides) -> ml_collections.ConfigDict:
 
 def run_train(monkeypatch, capsys, config, workdir) -> tuple[int, list[str]]:
     """`pretrain-jax train` of `config` in this process: (exit status, its stderr lines naming the command)."""
-    monkeypatch.setattr(main, "FLAGS", SimpleNamespace(config=config.lock(), workdir=str(workdir)))
+    monkeypatch.setattr(main, "FLAGS", SimpleNamespace(config=config.lock(), workdir=str(workdir), debug=False))
     with pytest.raises(SystemExit) as exit_info:
         main.main(["pretrain-jax", "train"])
     err = capsys.readouterr().err
@@ -204,7 +204,7 @@ def test_only_the_packages_own_errors_lose_their_traceback(monkeypatch, capsys):
         np.zeros(-1)  # A ValueError raised inside numpy: a bug, not bad input, so it keeps its traceback.
 
     monkeypatch.setattr(train, "run", library_error)
-    monkeypatch.setattr(main, "FLAGS", SimpleNamespace(config=tiny_config("bert_mlm"), workdir="unused"))
+    monkeypatch.setattr(main, "FLAGS", SimpleNamespace(config=tiny_config("bert_mlm"), workdir="unused", debug=False))
     with pytest.raises(ValueError, match="negative dimensions"):
         main.main(["pretrain-jax", "train"])
     assert not main._is_expected(RuntimeError("other"))

@@ -23,8 +23,8 @@ setup(
         "scipy>=1.11",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "nbformat>=5.9", "nbclient>=0.10", "ipykernel>=6.29",
-                 "matplotlib>=3.8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6", "nbformat>=5.9",
+                 "nbclient>=0.10", "ipykernel>=6.29", "matplotlib>=3.8"],
         "gpu": ["jax[cuda12]"],
         "tpu": ["jax[tpu]"],
     },

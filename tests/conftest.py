@@ -1,11 +1,22 @@
-"""Test setup: 8 fake CPU devices, so sharding code runs as it would on a real mesh."""
+"""Test setup: 8 fake CPU devices, so sharding code runs as it would on a real mesh, and one
+persistent compilation cache for the whole session and the processes it starts (notebooks, CLI
+runs, multi-process runs): many tests build the same tiny programs again, and a cache hit loads one
+instead of compiling it (each test still builds its own jitted functions)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="pretrain_jax_tests_compilation_cache_")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": _cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
 
 import pytest  # noqa: E402
 from tiny_configs import tiny_bert_config  # noqa: E402

@@ -11,9 +11,7 @@ import glob
 import importlib
 import os
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from pretrain_jax import evaluation, experiment, train
 from pretrain_jax.data import corpus, pipeline
@@ -71,23 +69,6 @@ def ci_config(name: str, tokenizer_path: str):
     c.train.checkpoint_every = NUM_STEPS
     c.train.log_every_secs = 1e9
     return c
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_each_program_once(tmp_path_factory):
-    """`initial_eval` and `train.run` build the same init and eval programs; with a persistent
-    compilation cache for this module the second build loads them (about a quarter of the runtime)."""
-    settings = {"jax_compilation_cache_dir": str(tmp_path_factory.mktemp("compilation_cache")),
-                "jax_persistent_cache_min_compile_time_secs": 0.0,
-                "jax_persistent_cache_min_entry_size_bytes": 0}
-    saved = {key: getattr(jax.config, key) for key in settings}
-    for key, value in settings.items():
-        jax.config.update(key, value)
-    compilation_cache.reset_cache()  # The cache is switched on or off at a process's first compile.
-    yield
-    for key, value in saved.items():
-        jax.config.update(key, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")

@@ -269,6 +269,28 @@ def test_a_changed_tokenizer_is_refused_on_resume(run_copy, monkeypatch, capsys)
     assert snapshot(run_copy) == before
 
 
+def test_a_truncated_tokenizer_names_the_file_not_vocab_size(run_copy, monkeypatch, capsys):
+    """On resume the fingerprint refuses it; read on its own, SentencePiece's failure names the file."""
+    path = os.path.join(run_copy, tokenizer_lib.MODEL_FILENAME)
+    with open(path, "rb") as f:
+        proto = f.read()
+    with open(path, "wb") as f:
+        f.write(proto[: len(proto) // 2])
+    before = snapshot(run_copy)
+    code, line = one_line(capsys, "train", lambda: run_command(monkeypatch, "train", run_copy,
+                                                                tiny_bert_config(**{"train.num_steps": 9})))
+    assert code == 1 and line.startswith(f"pretrain-jax train: tokenizer {path} is not the one the checkpoints were"
+                                         " trained with: its sha256 is "), line
+    assert line.endswith("put back the original file (or start a new --workdir)") and "vocab_size" not in line
+    assert snapshot(run_copy) == before
+    with pytest.raises(ValueError) as error:
+        tokenizer_lib.Tokenizer.load(path, 4)
+    message = str(error.value)
+    assert message.startswith(f"tokenizer file {path} cannot be read by SentencePiece (")
+    assert "vocab_size" not in message
+    assert message.endswith("it is damaged or not a SentencePiece model; put back the run's tokenizer.model")
+
+
 # ---- 6. read-only commands are read-only ------------------------------------------------------------
 
 

@@ -137,9 +137,16 @@ def _check_special_ids(sp: spm.SentencePieceProcessor, ids: specials_lib.Special
             )
 
 
+def model_path(tokenizer_config, workdir: str) -> str:
+    """Where a run's SentencePiece model is: `tokenizer.path` if set, else `workdir/tokenizer.model`."""
+    if tokenizer_config.path:
+        return os.path.expanduser(tokenizer_config.path)
+    return os.path.join(workdir, MODEL_FILENAME)
+
+
 def exists(tokenizer_config, workdir: str) -> bool:
     """True if `load_or_train` would load a model rather than train one (so needs no documents)."""
-    return bool(tokenizer_config.path) or os.path.exists(os.path.join(workdir, MODEL_FILENAME))
+    return bool(tokenizer_config.path) or os.path.exists(model_path(tokenizer_config, workdir))
 
 
 def load_or_train(tokenizer_config, workdir: str, documents: Sequence[str] | None) -> Tokenizer:
@@ -192,8 +199,7 @@ def check_fingerprint(tokenizer_config, workdir: str, meta: dict) -> None:
     """The run's tokenizer file has the sha256 recorded in a checkpoint's `meta` (checkpoints without
     one, from before fingerprints, are not checked); else a one-line ValueError naming both."""
     recorded = meta.get("tokenizer_sha256")
-    path = os.path.expanduser(tokenizer_config.path) if tokenizer_config.path else os.path.join(workdir,
-                                                                                                MODEL_FILENAME)
+    path = model_path(tokenizer_config, workdir)
     if not recorded or not os.path.exists(path):
         return
     with open(path, "rb") as f:

@@ -21,6 +21,8 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from pretrain_jax import workdirs
+
 # Files a committed step holds, relative to its directory; the JSON ones must parse.
 _JSON_FILES = ("_CHECKPOINT_METADATA", "state/_METADATA", "loader/metadata", "meta/metadata")
 _DATA_FILES = ("state/manifest.ocdbt",)
@@ -205,8 +207,7 @@ def describe(error: BaseException) -> str:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OSError) and current.errno is not None:
-            where = f" ({current.filename})" if current.filename else ""
-            return f"{current.strerror or os.strerror(current.errno)}{where}"
+            return workdirs.os_error_text(current)
         current = current.__cause__ or current.__context__
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else ""

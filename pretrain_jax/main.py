@@ -126,8 +126,9 @@ def _is_expected(error: BaseException) -> bool:
 
 def _one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.errno is not None:
-        where = f" ({error.filename})" if error.filename else ""
-        return f"{error.strerror or os.strerror(error.errno)}{where}"
+        from pretrain_jax import workdirs
+
+        return workdirs.os_error_text(error)
     return str(error).split("\n")[0] or type(error).__name__
 
 

@@ -31,6 +31,12 @@ def check_readable(workdir: str) -> None:
         raise ConfigError(f"--workdir={workdir} {what}; give the workdir of a training run")
 
 
+def os_error_text(error: OSError) -> str:
+    """An OSError in one line: its cause, then the file it names (if any)."""
+    where = f" ({error.filename})" if error.filename else ""
+    return f"{error.strerror or os.strerror(error.errno)}{where}"
+
+
 def move_aside(workdir: str, names: tuple[str, ...]) -> list[str]:
     """Renames each of `names` in `workdir` that exists to `<name>.before-restart-<time>`; returns the
     new paths. Nothing is deleted."""

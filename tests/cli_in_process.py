@@ -17,4 +17,15 @@ def run_main(args: list[str], monkeypatch=None) -> None:
     try:
         main.main(argv)
     finally:
-        main.FLAGS.unparse_flags()
+        forget_parsed_flags()
+
+
+def forget_parsed_flags() -> None:
+    """Unparses main's flags and deletes the `--config.*` override flags that parsing defined.
+
+    config_flags defines one flag per override it reads; left defined, the next in-process parse of
+    the same override fails with DuplicateFlagError.
+    """
+    main.FLAGS.unparse_flags()
+    for name in [name for name in main.FLAGS if name.startswith("config.")]:
+        delattr(main.FLAGS, name)

@@ -17,6 +17,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from cli_in_process import forget_parsed_flags
 from test_bad_input import REPO, snapshot
 from tiny_configs import tiny_bert_config
 
@@ -68,7 +69,7 @@ def parse(monkeypatch, *args: str):
         config = main.FLAGS.config
         return None if config is None else config.copy_and_resolve_references()
     finally:
-        main.FLAGS.unparse_flags()
+        forget_parsed_flags()
 
 
 def damage(workdir: str, step: int) -> None:

@@ -132,7 +132,7 @@ def xlnet_positions(tokenizer, documents, rows: int) -> dict:
     out = jax.device_get(jax.jit(jax.vmap(objective_fn, in_axes=(0, None)))(
         jax.random.split(jax.random.key(0), 16), packed))
     targets = np.zeros((16, rows, seq_len))
-    keys, slots = np.nonzero(out["plm_weights"] > 0)[0], np.nonzero(out["plm_weights"] > 0)
+    keys, slots = np.nonzero(out["targets"]["plm"].weights > 0)[0], np.nonzero(out["targets"]["plm"].weights > 0)
     np.add.at(targets, (slots[0], slots[1], out["plm_positions"][slots]), 1)
     del keys
     targets = targets.sum(0)  # (rows, L): times each position was a target over the 16 keys
@@ -146,7 +146,7 @@ def xlnet_positions(tokenizer, documents, rows: int) -> dict:
     body = targets[full, :-16].sum() / (16 * ordinary[full, :-16].sum())
     result = {"rows_ending_in_text": int(full.sum()), "tail_rate": float(tail), "body_rate": float(body),
               "tail_to_body": float(tail / body),
-              "targets_per_row": float((out["plm_weights"] > 0).sum() / (16 * rows)),
+              "targets_per_row": float((out["targets"]["plm"].weights > 0).sum() / (16 * rows)),
               "word_start_fraction": float(packed.word_starts[packed.segment_ids > 0].mean())}
     print(f"xlnet_plm: targets per row {result['targets_per_row']:.1f}; in the {int(full.sum())} rows that end in"
           f" text, rate over the last 16 positions {tail:.4f} vs {body:.4f} elsewhere: {tail / body:.3f}", flush=True)

@@ -125,7 +125,7 @@ def get_config(arg=None):
     c.objective.t5_drop_tokens.targets_length = 0  # Decoder length (tokens); 0 = what a full row needs (91 at 512).
 
     c.model = ml_collections.ConfigDict()
-    c.model.family = "encoder"  # "encoder", "decoder", "encoder_decoder" or "two_stream".
+    c.model.family = "auto"  # "auto" (the objective's registered family), "encoder", "decoder", ... or "two_stream".
     c.model.num_layers = 12  # Transformer blocks (per stack for encoder-decoder).
     c.model.d_model = 768  # Hidden width.
     c.model.num_heads = 12  # Attention heads (d_model must be divisible by it).

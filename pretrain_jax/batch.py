@@ -37,7 +37,33 @@ class PackedBatch(NamedTuple):
     document_ids: Array | None = None
 
 
-# A ModelBatch is a flat dict of arrays whose keys depend on the model family; every shape is fixed
-# by the config alone. Keys by family are documented in pretrain_jax/models/README (see
-# models/__init__.py). Loss positions are float `*_weights`, never sentinel labels.
-ModelBatch = dict[str, Array]
+class Targets(NamedTuple):
+    """What one loss head is scored against. Both fields have the head's logits' shape without the
+    class axis: (B, P) for masked-LM slots, (B, L) for a language model, (B,) for a classifier.
+
+    ids:     int32 class ids (token ids for the LM heads).
+    weights: float32 weight of each position in the head's weighted-mean loss; 0 = not scored.
+             Loss positions are always weights, never sentinel labels.
+    """
+
+    ids: Array
+    weights: Array
+
+
+class ModelOutput(NamedTuple):
+    """What a model returns: logits per loss head, and the targets of the heads whose targets only the
+    model knows (ELECTRA's replaced-token detection: which tokens its generator replaced).
+
+    logits:  {head: (..., C) float} e.g. {"mlm": (B, P, V), "nsp": (B, 2)}.
+    targets: {head: Targets} for heads not scored against the batch's `targets`; usually empty.
+    """
+
+    logits: dict[str, Array]
+    targets: dict[str, Targets]
+
+
+# A ModelBatch is a dict whose keys depend on the model family; every shape is fixed by the config
+# alone. Model inputs are arrays at the top level (keys by family: docs/contracts.md). The loss
+# heads' targets are typed data under "targets": {head: Targets}, e.g. {"mlm": Targets(ids, weights)}.
+ModelBatch = dict[str, Any]
+TARGETS = "targets"  # The ModelBatch key of {head: Targets}.

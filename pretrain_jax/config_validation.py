@@ -6,7 +6,8 @@ earlier, by the locked ConfigDict (a misspelled override fails when the flags ar
 The objective is built here once from `config.tokenizer`'s id layout (its builder validates its own
 section: rates, lengths, sentinels) and its output shapes are traced with `jax.eval_shape` (nothing
 runs), so lengths the objective derives (T5's targets length, BART's extra encoder slots) are
-checked against the model before a tokenizer is trained or data is read.
+checked against the model before a tokenizer is trained or data is read. `validate` returns that
+objective, so start-up builds it once.
 """
 
 import json
@@ -15,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from pretrain_jax import objectives
 from pretrain_jax.batch import PackedBatch
 from pretrain_jax.models.spec import REMATS
-from pretrain_jax.objectives import FAMILIES, build_objective, build_row_budget, get_spec
+from pretrain_jax.objectives import FAMILIES, get_spec
 from pretrain_jax.specials import SpecialIds
 
 # ModelBatch keys holding a token sequence the model embeds, by what the error message calls them.
@@ -33,9 +35,13 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-    """Checks values and combinations; raises ConfigError with a one-line message."""
+def validate(config: ml_collections.ConfigDict) -> objectives.BuiltObjective:
+    """Checks values and combinations; raises ConfigError with a one-line message. Sets model.family="auto"
+    to the objective's registered family (in place). Returns the objective, built for config.tokenizer's
+    id layout (SpecialIds(vocab_size, num_sentinels))."""
     d, m, t, o = config.data, config.model, config.train, config.optim
+    if m.family == "auto":
+        m.family = get_spec(config.objective.name).family
     _require(d.source in ("builtin", "files", "tfds"), f"data.source={d.source!r}: use builtin, files or tfds")
     _require(d.source != "files" or bool(d.files), "data.source='files' needs data.files (paths or globs)")
     _require(d.source != "tfds" or bool(d.tfds_name), "data.source='tfds' needs data.tfds_name")
@@ -68,9 +74,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(t.checkpoint_every >= 1, f"train.checkpoint_every={t.checkpoint_every} must be >= 1")
     _require(t.nonfinite in ("stop", "skip"), f"train.nonfinite={t.nonfinite!r}: use 'stop' or 'skip'")
     _require(t.keep_checkpoints >= 1, f"train.keep_checkpoints={t.keep_checkpoints} must be >= 1")
+    loss_weights(config)
     check_family(config, get_spec(config.objective.name).family)
     check_electra(config)
-    check_objective_lengths(config)
+    objective = build_objective(config)
+    check_objective_lengths(config, objective)
+    return objective
 
 
 def _validate_scale(config: ml_collections.ConfigDict) -> None:
@@ -90,11 +99,23 @@ def _validate_scale(config: ml_collections.ConfigDict) -> None:
     _require(mesh.num_processes >= 0, f"mesh.num_processes={mesh.num_processes} must be >= 0 (0 = from the cluster)")
 
 
+def loss_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
+    """train.loss_weights, e.g. "rtd=50,mlm=1", as {head: weight}; heads it does not name weigh 1."""
+    weights = {}
+    for item in filter(None, (s.strip() for s in config.train.loss_weights.split(","))):
+        head, _, value = item.partition("=")
+        try:
+            weights[head.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"train.loss_weights item {item!r} is not head=number") from None
+    return weights
+
+
 def check_family(config: ml_collections.ConfigDict, objective_family: str) -> None:
     _require(
         config.model.family == objective_family,
         f"objective {config.objective.name!r} feeds a {objective_family!r} model, but model.family="
-        f"{config.model.family!r}; set --config.model.family={objective_family}",
+        f"{config.model.family!r}; set --config.model.family={objective_family} (or auto)",
     )
 
 
@@ -107,28 +128,31 @@ def check_electra(config: ml_collections.ConfigDict) -> None:
              f" {name!r}; set --config.model.electra=False")
 
 
-def objective_output_lengths(config: ml_collections.ConfigDict) -> dict[str, int]:
-    """Builds the objective from config.tokenizer's id layout and traces it (nothing runs):
-    {ModelBatch sequence key: length}, e.g. {"encoder_inputs": 512, "decoder_inputs": 114}.
-    Raises ConfigError for settings its builder rejects (e.g. too few tokenizer.num_sentinels)."""
-    d = config.data
+def build_objective(config: ml_collections.ConfigDict) -> objectives.BuiltObjective:
+    """The objective built for config.tokenizer's id layout. Raises ConfigError for settings its
+    builder rejects (e.g. too few tokenizer.num_sentinels)."""
     try:
         specials = SpecialIds(vocab_size=config.tokenizer.vocab_size, num_sentinels=config.tokenizer.num_sentinels)
-        objective_fn, _ = build_objective(config.objective, specials, d.seq_len)
-        row_length = build_row_budget(config.objective, specials, d.seq_len).row_length
+        return objectives.build(config.objective, specials, config.data.seq_len)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    ints = jax.ShapeDtypeStruct((d.batch_size, row_length), jnp.int32)
-    packed = PackedBatch(ints, ints, ints, ints, jax.ShapeDtypeStruct((d.batch_size, row_length), jnp.bool_), ints)
-    shapes = jax.eval_shape(objective_fn, jax.random.key(0), packed)
+
+
+def objective_output_lengths(config: ml_collections.ConfigDict, objective: objectives.BuiltObjective) -> dict[str, int]:
+    """Traces the objective (nothing runs): {ModelBatch sequence key: length}, e.g.
+    {"encoder_inputs": 512, "decoder_inputs": 114}."""
+    rows, row_length = config.data.batch_size, objective.row_budget.row_length
+    ints = jax.ShapeDtypeStruct((rows, row_length), jnp.int32)
+    packed = PackedBatch(ints, ints, ints, ints, jax.ShapeDtypeStruct((rows, row_length), jnp.bool_), ints)
+    shapes = jax.eval_shape(objective.fn, jax.random.key(0), packed)
     return {key: shapes[key].shape[1] for key in SEQUENCE_KEYS if key in shapes}
 
 
-def check_objective_lengths(config: ml_collections.ConfigDict) -> None:
+def check_objective_lengths(config: ml_collections.ConfigDict, objective: objectives.BuiltObjective) -> None:
     """model.max_len covers every sequence the objective feeds the model (for encoder_decoder: the
     encoder length, which BART's objective.bart.encoder_extra_len grows, and the decoder length,
     the objective's targets_length)."""
-    lengths = objective_output_lengths(config)
+    lengths = objective_output_lengths(config, objective)
     key = max(lengths, key=lengths.get)
     _require(
         config.model.max_len >= lengths[key],

@@ -7,17 +7,7 @@ evaluated positions: a model that learned nothing but the unigram distribution s
 import jax
 import numpy as np
 
-from pretrain_jax import losses, sharding, steps
-
-# The head reported as `loss`/`accuracy` at the top level, first one present.
-MAIN_HEADS = ("mlm", "lm", "plm", "rtd", "nsp", "cls")
-
-
-def main_head(scalars: dict) -> str | None:
-    for h in MAIN_HEADS:
-        if f"{h}/accuracy" in scalars:
-            return h
-    return None
+from pretrain_jax import losses, objectives, sharding, steps
 
 
 class Evaluator:
@@ -27,35 +17,34 @@ class Evaluator:
         self._exp = exp
         self._make_loader = make_loader
         self._step = jax.jit(steps.make_eval_step(exp.objective_fn, exp.graphdef, exp.config.seed))
+        self._main_head = objectives.get_spec(exp.config.objective.name).heads[0]
 
     def evaluate(self, params, num_batches: int) -> dict[str, float]:
         loader = self._make_loader()
-        totals: dict[str, np.ndarray] = {}
+        totals = None
         batches = 0
         for index in range(num_batches):
             try:
                 packed = next(loader)
             except StopIteration:
                 break
-            sums = jax.device_get(self._step(params, sharding.to_global_batch(packed, self._exp.mesh), index))
-            for key, value in sums.items():
-                totals[key] = totals.get(key, 0) + np.asarray(value, np.float64)
+            result = jax.device_get(self._step(params, sharding.to_global_batch(packed, self._exp.mesh), index))
+            result = jax.tree.map(lambda x: np.asarray(x, np.float64), result)
+            totals = result if totals is None else jax.tree.map(np.add, totals, result)
             batches += 1
         if not batches:
             raise ValueError("the eval split produced no batch: is it empty?")
-        return summarize_eval(totals, batches)
+        return summarize_eval(*totals, batches, self._main_head)
 
 
-def summarize_eval(totals: dict, batches: int) -> dict[str, float]:
-    scalars = losses.summarize({k: v for k, v in totals.items() if not k.endswith("/target_hist")})
-    for key, hist in totals.items():
-        if key.endswith("/target_hist"):
-            h = key[: -len("/target_hist")]
-            scalars[f"{h}/baseline_accuracy"] = float(hist.max() / max(hist.sum(), 1.0))
-    main = main_head(scalars)
-    if main is not None:
-        for name in ("loss", "accuracy", "perplexity", "baseline_accuracy"):
-            scalars[name] = scalars[f"{main}/{name}"]
+def summarize_eval(sums: dict[str, losses.HeadSums], histograms: dict[str, np.ndarray], batches: int,
+                   main_head: str) -> dict[str, float]:
+    """Per-head loss, accuracy, perplexity and majority-class accuracy, and the main head's at the top level."""
+    scalars = losses.summarize(sums)
+    for h, hist in histograms.items():
+        scalars[f"{h}/baseline_accuracy"] = float(hist.max() / max(hist.sum(), 1.0))
+    for name in ("loss", "accuracy", "perplexity", "baseline_accuracy"):
+        scalars[name] = scalars[f"{main_head}/{name}"]
     scalars["eval_batches"] = batches
     return scalars
 

@@ -21,7 +21,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pretrain_jax import config_validation, distributed, models, objectives, optim, row_budget, sharding, steps
-from pretrain_jax.batch import PackedBatch
+from pretrain_jax.batch import TARGETS, PackedBatch
 from pretrain_jax.data import corpus
 from pretrain_jax.data import tokenizer as tokenizer_lib
 from pretrain_jax.specials import SpecialIds
@@ -49,39 +49,40 @@ class Experiment:
 
     @classmethod
     def create(cls, config: ml_collections.ConfigDict, workdir: str, *, train_documents=None,
-               devices: Sequence[jax.Device] | None = None, read_only: bool = False) -> "Experiment":
+               devices: Sequence[jax.Device] | None = None, read_only: bool = False,
+               objective: objectives.BuiltObjective | None = None, mesh: Mesh | None = None,
+               tokenizer: tokenizer_lib.Tokenizer | None = None) -> "Experiment":
         """Validates the config, then builds the tokenizer (trained once, cached in the workdir) and the rest.
 
         `train_documents` (a sequence of str) is needed only when no tokenizer exists yet. `devices`:
         the mesh's devices (default: all of them, on every process). read_only: the workdir's tokenizer
-        must exist; nothing is created or written.
+        must exist; nothing is created or written. A caller that has already validated the config,
+        made the mesh or loaded the tokenizer passes them (`objective`: what `validate` returned), so
+        start-up does each once.
         """
-        config_validation.validate(config)
+        objective = objective or config_validation.validate(config)
         if read_only:
             if not tokenizer_lib.exists(config.tokenizer, workdir):
                 raise FileNotFoundError(f"no tokenizer in {workdir}: is it the workdir of a training run?")
-            tokenizer = tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+            tokenizer = tokenizer or tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
         else:
             os.makedirs(workdir, exist_ok=True)
-            tokenizer = _load_or_train_tokenizer(config, workdir, train_documents)
-        return cls._build(config, workdir, tokenizer, tokenizer.specials, devices)
+            tokenizer = _load_or_train_tokenizer(config, workdir, train_documents, tokenizer)
+        return cls._build(config, workdir, tokenizer, objective, mesh or sharding.make_mesh(config.mesh, devices))
 
     @classmethod
     def for_shapes(cls, config: ml_collections.ConfigDict, *,
                    devices: Sequence[jax.Device] | None = None) -> "Experiment":
         """The experiment with special ids laid out from config.tokenizer, without a tokenizer or data:
         enough to build, shard and compile the train step, not to read text."""
-        config_validation.validate(config)
-        specials = SpecialIds(vocab_size=config.tokenizer.vocab_size, num_sentinels=config.tokenizer.num_sentinels)
-        return cls._build(config, "", None, specials, devices)
+        objective = config_validation.validate(config)
+        return cls._build(config, "", None, objective, sharding.make_mesh(config.mesh, devices))
 
     @classmethod
-    def _build(cls, config, workdir, tokenizer, specials: SpecialIds, devices) -> "Experiment":
-        objective_fn, family = objectives.build_objective(config.objective, specials, config.data.seq_len)
-        budget = objectives.build_row_budget(config.objective, specials, config.data.seq_len)
-        host_transform = objectives.build_host_transform(config.objective, specials)
-        config_validation.check_family(config, family)
-        mesh = sharding.make_mesh(config.mesh, devices)
+    def _build(cls, config, workdir, tokenizer, objective: objectives.BuiltObjective, mesh: Mesh) -> "Experiment":
+        specials = objective.specials if tokenizer is None else tokenizer.specials
+        if specials != objective.specials:  # A tokenizer whose id layout differs from config.tokenizer's.
+            objective = objectives.build(config.objective, specials, config.data.seq_len)
         check_batch_split(config, mesh)
         abstract_model = nnx.eval_shape(lambda: _build_model(config, specials.vocab_size, 0))
         graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
@@ -96,8 +97,8 @@ class Experiment:
             "params": param_shardings,
             "opt_state": opt_shardings,
         }
-        return cls(config, workdir, tokenizer, specials, objective_fn, budget, host_transform, mesh, graphdef, tx,
-                   state_shardings)
+        return cls(config, workdir, tokenizer, specials, objective.fn, objective.row_budget, objective.host_transform,
+                   mesh, graphdef, tx, state_shardings)
 
     def init_state(self) -> steps.TrainState:
         """Fresh train state, created directly in its shardings."""
@@ -125,10 +126,13 @@ class Experiment:
 
         return PackedBatch(*(leaf(jnp.int32) for _ in range(4)), leaf(jnp.bool_), leaf(jnp.int32))
 
-    def model_batch_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of the ModelBatch the objective makes from one global train batch (nothing runs)."""
+    def model_batch_shapes(self) -> dict:
+        """Shapes of the ModelBatch the objective makes from one global train batch (nothing runs):
+        {input key: shape} and {"targets": {head: shape of its ids}}."""
         batch = jax.eval_shape(self.objective_fn, jax.random.key(0), self.abstract_batch())
-        return {k: tuple(v.shape) for k, v in batch.items()}
+        shapes = {k: tuple(v.shape) for k, v in batch.items() if k != TARGETS}
+        shapes[TARGETS] = {h: tuple(t.ids.shape) for h, t in batch.get(TARGETS, {}).items()}
+        return shapes
 
     def model_spec(self) -> models.ModelSpec:
         return models.spec_from_config(self.config.model, self.vocab_size)
@@ -155,19 +159,22 @@ class Experiment:
             os.replace(f"{path}.tmp", path)
 
 
-def _load_or_train_tokenizer(config, workdir: str, train_documents) -> tokenizer_lib.Tokenizer:
+def _load_or_train_tokenizer(config, workdir: str, train_documents,
+                             loaded: tokenizer_lib.Tokenizer | None) -> tokenizer_lib.Tokenizer:
     """Process 0 loads the workdir's tokenizer or trains it; the others wait for it, then load its file.
+    `loaded`: the tokenizer, if this process has loaded it already (every process still meets at the barrier).
 
     (So a multi-process run needs its workdir on storage that every host sees.)
     """
     if not distributed.is_chief():
         distributed.barrier("tokenizer")
-        return tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
-    if train_documents is None and not tokenizer_lib.exists(config.tokenizer, workdir):
-        train_documents = corpus.load_documents(config.data, config.data.train_split, workdir)
-    tokenizer = tokenizer_lib.load_or_train(config.tokenizer, workdir, train_documents)
+        return loaded or tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+    if loaded is None:
+        if train_documents is None and not tokenizer_lib.exists(config.tokenizer, workdir):
+            train_documents = corpus.load_documents(config.data, config.data.train_split, workdir)
+        loaded = tokenizer_lib.load_or_train(config.tokenizer, workdir, train_documents)
     distributed.barrier("tokenizer")
-    return tokenizer
+    return loaded
 
 
 def check_batch_split(config, mesh: Mesh) -> None:

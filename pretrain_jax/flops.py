@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pretrain_jax.batch import TARGETS
 from pretrain_jax.models.spec import ModelSpec
 
 # Dense bfloat16 peak FLOP/s of one JAX device (a GPU, or a TPU chip), by substring of
@@ -109,9 +110,10 @@ def forward_flops_per_row(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ..
         generator = spec.scaled(spec.electra_generator_fraction)
         return (_stack(generator, length, last_queries=predicted) + _mlm_head(generator, predicted)
                 + _stack(spec, length) + 2 * length * (d * d + d * 2))
-    read = predicted + ("nsp_targets" in batch_shapes)  # The last block's outputs: the slots and [CLS].
+    nsp = "nsp" in batch_shapes.get(TARGETS, {})
+    read = predicted + nsp  # The last block's outputs: the slots and [CLS].
     flops = _stack(spec, length, last_queries=read) + _mlm_head(spec, predicted)
-    if "nsp_targets" in batch_shapes:
+    if nsp:
         flops += 2 * (d * d + d * 2)  # Pooler and 2-way classifier at [CLS].
     return flops
 

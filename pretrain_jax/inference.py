@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pretrain_jax import evaluation, experiment, train, workdirs
+from pretrain_jax.batch import TARGETS, Targets
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus
 
@@ -72,10 +73,9 @@ def fill_mask(workdir: str, text: str, top_k: int = 5) -> list[list[tuple[str, f
         "positions": (np.arange(seq_len) * segment_ids[0]).astype(np.int32)[None],
         "token_type_ids": np.zeros((1, seq_len), np.int32),
         "mlm_positions": np.asarray([mask_at], np.int32),
-        "mlm_targets": np.zeros((1, len(mask_at)), np.int32),
-        "mlm_weights": np.ones((1, len(mask_at)), np.float32),
+        TARGETS: {"mlm": Targets(np.zeros((1, len(mask_at)), np.int32), np.ones((1, len(mask_at)), np.float32))},
     }
-    logits = exp.model(params)(jax.tree.map(jnp.asarray, batch))["mlm_logits"][0]  # (num_masks, V)
+    logits = exp.model(params)(jax.tree.map(jnp.asarray, batch)).logits["mlm"][0]  # (num_masks, V)
     special_ids = np.asarray([i for i in range(exp.tokenizer.vocab_size) if specials.is_special(i)])
     logits = logits.at[:, special_ids].set(-jnp.inf)  # Predict words, not control tokens.
     probs = np.asarray(jax.nn.softmax(logits, axis=-1))

@@ -1,25 +1,36 @@
-"""Weighted losses and metrics over the heads a model returns.
+"""The one place that turns a model's output into the loss: weighted cross-entropy per head, then a
+weighted sum over heads.
 
-A model returns `{h}_logits` for each head h; targets and weights are `{h}_targets` / `{h}_weights`,
-taken from the model's output when it computed them (ELECTRA's replaced-token labels), else from
-the batch. Each head's loss is a weighted mean; the total is a weighted sum over heads.
+A model returns `ModelOutput(logits={head: (..., C)}, targets={...})`; each head is scored against
+`Targets(ids, weights)` from the model's own `targets` when it has them (ELECTRA's replaced-token
+labels), else from the batch's `targets`. Train, eval and fine-tuning all call `loss_and_sums`.
 """
+
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-
-def head_names(outputs: dict) -> list[str]:
-    return sorted(k[: -len("_logits")] for k in outputs if k.endswith("_logits"))
+from pretrain_jax.batch import TARGETS, ModelBatch, ModelOutput, Targets
 
 
-def _lookup(key: str, outputs: dict, batch: dict):
-    if key in outputs:
-        return outputs[key]
-    if key in batch:
-        return batch[key]
-    raise KeyError(f"no {key!r} in the model output or the batch")
+class HeadSums(NamedTuple):
+    """Weighted sums of one head over a batch (scalars), so they add up across batches and devices."""
+
+    loss: jax.Array  # sum of weight * cross-entropy
+    correct: jax.Array  # sum of weight * (target predicted)
+    weight: jax.Array  # sum of weights
+
+
+def head_targets(output: ModelOutput, batch: ModelBatch) -> dict[str, Targets]:
+    """{head: Targets} for every head in output.logits: the model's own, else the batch's."""
+    given = batch.get(TARGETS, {})
+    missing = [h for h in output.logits if h not in output.targets and h not in given]
+    if missing:
+        raise KeyError(f"no targets for head(s) {missing} in the model output or the batch")
+    return {h: output.targets[h] if h in output.targets else given[h] for h in sorted(output.logits)}
 
 
 def predicted_correctly(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -34,43 +45,54 @@ def predicted_correctly(logits: jax.Array, targets: jax.Array) -> jax.Array:
     return (target_logit >= jnp.max(logits, axis=-1)) & (target_logit > jnp.min(logits, axis=-1))
 
 
-def head_sums(outputs: dict, batch: dict) -> dict[str, jax.Array]:
-    """Per head, weighted sums (so they add up across batches and devices):
-
-    `{h}/loss_sum`, `{h}/correct_sum`, `{h}/weight_sum`: scalars.
-    """
+def head_sums(output: ModelOutput, batch: ModelBatch) -> dict[str, HeadSums]:
+    """{head: HeadSums} of the weighted cross-entropy, accuracy and weight of each head."""
     sums = {}
-    for h in head_names(outputs):
-        logits = outputs[f"{h}_logits"].astype(jnp.float32)  # (..., C)
-        targets = _lookup(f"{h}_targets", outputs, batch)  # (...)
-        weights = _lookup(f"{h}_weights", outputs, batch).astype(jnp.float32)  # (...)
-        xent = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-        correct = predicted_correctly(logits, targets).astype(jnp.float32)
-        sums[f"{h}/loss_sum"] = jnp.sum(xent * weights)
-        sums[f"{h}/correct_sum"] = jnp.sum(correct * weights)
-        sums[f"{h}/weight_sum"] = jnp.sum(weights)
+    for h, target in head_targets(output, batch).items():
+        logits = output.logits[h].astype(jnp.float32)  # (..., C)
+        weights = target.weights.astype(jnp.float32)  # (...)
+        xent = optax.softmax_cross_entropy_with_integer_labels(logits, target.ids)
+        correct = predicted_correctly(logits, target.ids).astype(jnp.float32)
+        sums[h] = HeadSums(jnp.sum(xent * weights), jnp.sum(correct * weights), jnp.sum(weights))
     return sums
 
 
-def total_loss(outputs: dict, batch: dict, loss_weights: dict[str, float]) -> tuple[jax.Array, dict]:
-    """Sum over heads of loss_weights.get(h, 1) * weighted-mean cross-entropy; also returns the sums."""
-    sums = head_sums(outputs, batch)
+def loss_and_sums(output: ModelOutput, batch: ModelBatch, loss_weights: Mapping[str, float],
+                  denominators: Mapping[str, jax.Array] | None = None,
+                  microbatches: int = 1) -> tuple[jax.Array, dict[str, HeadSums]]:
+    """(loss, {head: HeadSums}): the loss is the sum over heads of
+
+        loss_weights.get(h, 1) * sums[h].loss / max(denominator_h, 1)
+
+    where denominator_h is the head's weight sum in this batch. Under gradient accumulation this is
+    one microbatch of `microbatches`: `denominators` gives each batch-target head's weight sum over
+    the whole batch, so the microbatch losses add up to the whole batch's loss; a head whose targets
+    the model computes (not known before the forward pass) is normalised within the microbatch and
+    divided by `microbatches`, so the sum is the mean of the microbatch losses.
+    """
+    sums = head_sums(output, batch)
     total = jnp.float32(0.0)
-    for h in head_names(outputs):
-        mean = sums[f"{h}/loss_sum"] / jnp.maximum(sums[f"{h}/weight_sum"], 1.0)
-        total = total + loss_weights.get(h, 1.0) * mean
+    for h, s in sums.items():
+        if denominators is not None and h not in output.targets:
+            denominator = jnp.maximum(denominators[h], 1.0)
+        else:
+            denominator = jnp.maximum(s.weight, 1.0) * microbatches
+        total = total + loss_weights.get(h, 1.0) * s.loss / denominator
     return total, sums
 
 
-def summarize(sums: dict) -> dict[str, float]:
-    """Sums -> per-head `{h}/loss`, `{h}/accuracy` (and `{h}/perplexity`), plain floats."""
+def weight_sums(batch: ModelBatch) -> dict[str, jax.Array]:
+    """{head: sum of its weights} over the batch's targets: the denominators of `loss_and_sums`."""
+    return {h: jnp.sum(t.weights.astype(jnp.float32)) for h, t in batch.get(TARGETS, {}).items()}
+
+
+def summarize(sums: Mapping[str, HeadSums]) -> dict[str, float]:
+    """{head: HeadSums} (summed over steps or batches) -> `{h}/loss`, `{h}/accuracy`, `{h}/perplexity`."""
     out = {}
-    for key in sums:
-        if key.endswith("/weight_sum"):
-            h = key[: -len("/weight_sum")]
-            denom = max(float(sums[key]), 1.0)
-            loss = float(sums[f"{h}/loss_sum"]) / denom
-            out[f"{h}/loss"] = loss
-            out[f"{h}/accuracy"] = float(sums[f"{h}/correct_sum"]) / denom
-            out[f"{h}/perplexity"] = float(jnp.exp(jnp.minimum(loss, 50.0)))
+    for h, s in sums.items():
+        denominator = max(float(s.weight), 1.0)
+        loss = float(s.loss) / denominator
+        out[f"{h}/loss"] = loss
+        out[f"{h}/accuracy"] = float(s.correct) / denominator
+        out[f"{h}/perplexity"] = float(jnp.exp(jnp.minimum(loss, 50.0)))
     return out

@@ -29,7 +29,6 @@ LOGICAL_RULES = {
     "norm": None,
     "classes": None,
     "relpos": None,
-    "layers": None,
 }
 
 

@@ -7,10 +7,11 @@ so a resumed run draws exactly the masks and dropout of the uninterrupted one.
 Gradient accumulation (`microbatches` > 1): the objective runs once on the whole global batch (so
 every row is masked exactly as without accumulation), then the model batch is cut into microbatches
 that `lax.scan` runs forward and backward one at a time, summing gradients; one optimizer update
-follows. Each head's loss is divided by its weight sum over the whole batch, so the summed gradient
-is the gradient of the unsplit batch's loss (up to float rounding and dropout, which draws per
-microbatch). A head whose weights the model computes itself (ELECTRA's `rtd`) is normalised per
-microbatch instead and averaged: equal in expectation.
+follows. `losses.loss_and_sums` divides each head's loss by its weight sum over the whole batch, so
+the summed gradient is the gradient of the unsplit batch's loss (up to float rounding and dropout,
+which draws per microbatch). A head whose targets the model computes itself (ELECTRA's `rtd`) is
+normalised per microbatch instead and averaged: equal in expectation. The logged loss is the sum of
+the microbatch losses, the one the gradients are taken of.
 """
 
 from collections.abc import Callable
@@ -50,16 +51,6 @@ def split_microbatches(batch: ModelBatch, microbatches: int) -> ModelBatch:
     return jax.tree.map(split, batch)
 
 
-def weighted_total(sums: dict, loss_weights: dict) -> jax.Array:
-    """Sum over heads of loss_weights.get(h, 1) * (loss_sum / weight_sum), from `losses.head_sums`."""
-    total = jnp.float32(0.0)
-    for key in sorted(sums):
-        if key.endswith("/loss_sum"):
-            h = key[: -len("/loss_sum")]
-            total = total + loss_weights.get(h, 1.0) * sums[key] / jnp.maximum(sums[f"{h}/weight_sum"], 1.0)
-    return total
-
-
 def make_train_step(
     objective_fn: Callable,
     graphdef: nnx.GraphDef,
@@ -78,18 +69,10 @@ def make_train_step(
     """
 
     def loss_fn(params, batch: ModelBatch, denominators: dict, dropout_key, sample_key):
-        """Loss of one (micro)batch whose head losses are normalised by `denominators` (whole batch)."""
+        """(loss, {head: HeadSums}) of one (micro)batch, its batch-target heads normalised by `denominators`."""
         model = nnx.merge(graphdef, params)
-        outputs = model(batch, rngs=nnx.Rngs(dropout=dropout_key, sample=sample_key))
-        sums = losses.head_sums(outputs, batch)
-        total = jnp.float32(0.0)
-        for h in losses.head_names(outputs):
-            if h in denominators and f"{h}_weights" not in outputs:
-                denominator = jnp.maximum(denominators[h], 1.0)
-            else:  # Weights computed by the model: normalise within the microbatch.
-                denominator = jnp.maximum(sums[f"{h}/weight_sum"], 1.0) * microbatches
-            total = total + loss_weights.get(h, 1.0) * sums[f"{h}/loss_sum"] / denominator
-        return total, sums
+        output = model(batch, rngs=nnx.Rngs(dropout=dropout_key, sample=sample_key))
+        return losses.loss_and_sums(output, batch, loss_weights, denominators, microbatches)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -105,33 +88,35 @@ def make_train_step(
         zero_sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums_shape)
 
         def body(carry, inputs):
-            grads, sums = carry
+            grads, loss, sums = carry
             index, mb = inputs
             keys = jax.random.fold_in(dropout_key, index), jax.random.fold_in(sample_key, index)
-            (_, mb_sums), mb_grads = grad_fn(params, mb, denominators, *keys)
-            return (jax.tree.map(jnp.add, grads, mb_grads), jax.tree.map(jnp.add, sums, mb_sums)), None
+            (mb_loss, mb_sums), mb_grads = grad_fn(params, mb, denominators, *keys)
+            return (jax.tree.map(jnp.add, grads, mb_grads), loss + mb_loss, jax.tree.map(jnp.add, sums, mb_sums)), None
 
-        (grads, sums), _ = jax.lax.scan(body, (zero_grads, zero_sums), (jnp.arange(microbatches), micro))
-        return grads, sums
+        carry = (zero_grads, jnp.float32(0.0), zero_sums)
+        (grads, loss, sums), _ = jax.lax.scan(body, carry, (jnp.arange(microbatches), micro))
+        return loss, grads, sums
 
     def train_step(state: TrainState, packed: PackedBatch):
         objective_key, dropout_key, sample_key = step_keys(seed, state["step"])
         batch = objective_fn(objective_key, packed)
-        denominators = {k[: -len("_weights")]: jnp.sum(v.astype(jnp.float32))
-                        for k, v in batch.items() if k.endswith("_weights")}
+        denominators = losses.weight_sums(batch)
         if microbatches == 1:
-            (_, sums), grads = grad_fn(state["params"], batch, denominators, dropout_key, sample_key)
-        else:
-            grads, sums = accumulate(state["params"], batch, denominators, dropout_key, sample_key)
-        loss, grad_norm = weighted_total(sums, loss_weights), optax.global_norm(grads)
+            (loss, sums), grads = grad_fn(state["params"], batch, denominators, dropout_key, sample_key)
+        else:  # The loss is the optimised one: the sum of the microbatch losses the gradients come from.
+            loss, grads, sums = accumulate(state["params"], batch, denominators, dropout_key, sample_key)
+        grad_norm = optax.global_norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         # A non-finite loss or gradient never reaches the state: the update is skipped (the step
-        # still advances, so the next step draws fresh masks) and `nonfinite` reports it.
+        # still advances, so the next step draws fresh masks) and `nonfinite` reports it. Written here
+        # rather than with optax.apply_if_finite, which looks at the gradients only, and whose counters
+        # in the optimizer state would change the checkpoint layout of every existing run.
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
         params, opt_state = keep(params, state["params"]), keep(opt_state, state["opt_state"])
-        metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": (~finite).astype(jnp.int32), **sums}
+        metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": (~finite).astype(jnp.int32), "heads": sums}
         return {"step": state["step"] + 1, "params": params, "opt_state": opt_state}, metrics
 
     return train_step
@@ -143,7 +128,7 @@ def _microbatch_sharding(mesh: Mesh, x: jax.Array) -> NamedSharding:
 
 
 def make_eval_step(objective_fn: Callable, graphdef: nnx.GraphDef, seed: int) -> Callable:
-    """Returns eval_step(params, packed, index) -> sums, with per-head target histograms.
+    """Returns eval_step(params, packed, index) -> {head: HeadSums}, {head: (C,) target histogram}.
 
     Eval masks come from a key fixed by (seed, batch index), so every evaluation of a run scores
     the same corrupted inputs and numbers are comparable across checkpoints.
@@ -152,15 +137,13 @@ def make_eval_step(objective_fn: Callable, graphdef: nnx.GraphDef, seed: int) ->
     def eval_step(params, packed: PackedBatch, index: jax.Array):
         objective_key = jax.random.fold_in(jax.random.key(seed + 1_000_003), index)
         batch = objective_fn(objective_key, packed)
-        outputs = nnx.merge(graphdef, params)(batch)
-        sums = losses.head_sums(outputs, batch)
-        for h in losses.head_names(outputs):
-            num_classes = outputs[f"{h}_logits"].shape[-1]
-            targets = outputs.get(f"{h}_targets", batch.get(f"{h}_targets"))
-            weights = outputs.get(f"{h}_weights", batch.get(f"{h}_weights"))
-            sums[f"{h}/target_hist"] = jnp.zeros(num_classes, jnp.float32).at[targets.ravel()].add(
-                weights.ravel().astype(jnp.float32)
-            )
-        return sums
+        output = nnx.merge(graphdef, params)(batch)
+        _, sums = losses.loss_and_sums(output, batch, {})
+        histograms = {
+            h: jnp.zeros(output.logits[h].shape[-1], jnp.float32).at[t.ids.ravel()].add(
+                t.weights.ravel().astype(jnp.float32))
+            for h, t in losses.head_targets(output, batch).items()
+        }
+        return sums, histograms
 
     return eval_step

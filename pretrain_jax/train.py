@@ -107,12 +107,14 @@ def _make_loader(exp: experiment.Experiment, documents, *, train: bool, batch_si
     )
 
 
-def _check_before_writing(config: ml_collections.ConfigDict, workdir: str, devices) -> None:
+def _check_before_writing(config: ml_collections.ConfigDict, workdir: str, devices):
     """The checks that need nothing written: a config, workdir or tokenizer that cannot work leaves the
-    workdir as it was."""
-    config_validation.validate(config)
+    workdir as it was. Returns what they built, for the run to reuse: (objective, mesh, the workdir's
+    tokenizer or None when it is still to be trained)."""
+    objective = config_validation.validate(config)
     workdirs.check_writable(workdir)
-    experiment.check_batch_split(config, sharding.make_mesh(config.mesh, devices))
+    mesh = sharding.make_mesh(config.mesh, devices)
+    experiment.check_batch_split(config, mesh)
     if os.path.exists(os.path.join(workdir, experiment.CONFIG_FILE)):
         config_validation.check_resume_compatible(experiment.load_saved_config(workdir), config)
     latest = checkpoint.latest_committed_step(workdir)
@@ -120,10 +122,12 @@ def _check_before_writing(config: ml_collections.ConfigDict, workdir: str, devic
         raise config_validation.ConfigError(
             f"train.num_steps={config.train.num_steps} is below step {latest} of the workdir's latest checkpoint;"
             f" set --config.train.num_steps={latest} or more to go on, or use a new --workdir")
+    tokenizer = None
     if tokenizer_lib.exists(config.tokenizer, workdir):  # tokenizer.path or the workdir's: is it the run's?
         if latest is not None:
             tokenizer_lib.check_fingerprint(config.tokenizer, workdir, checkpoint.read_meta(workdir, latest))
-        tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+        tokenizer = tokenizer_lib.load_or_train(config.tokenizer, workdir, None)
+    return objective, mesh, tokenizer
 
 
 def _restore_or_start(exp: experiment.Experiment, checkpointer: Checkpointer, loader, workdir: str):
@@ -157,11 +161,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     """
     metrics.quiet_library_logs()
     distributed.initialize(config.mesh)  # Before anything touches a device.
-    _check_before_writing(config, workdir, devices)
+    objective, mesh, tokenizer = _check_before_writing(config, workdir, devices)
     started = time.time()
     train_docs = corpus.load_documents(config.data, config.data.train_split, workdir)
     eval_docs = corpus.load_documents(config.data, config.data.eval_split, workdir)
-    exp = experiment.Experiment.create(config, workdir, train_documents=train_docs, devices=devices)
+    exp = experiment.Experiment.create(config, workdir, train_documents=train_docs, objective=objective, mesh=mesh,
+                                       tokenizer=tokenizer)
     num_steps, seq_len = config.train.num_steps, exp.row_budget.row_length  # raw tokens per packed row
     loader = _make_loader(exp, train_docs, train=True, batch_size=config.data.batch_size)
 
@@ -177,7 +182,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     logging.info("set-up took %.1fs; mesh %s; %d parameters",
                  time.time() - started, dict(exp.mesh.shape), _count(state["params"]))
 
-    loss_weights = _loss_weights(config)
+    loss_weights = config_validation.loss_weights(config)
+    heads = objective.spec.heads
+    if set(loss_weights) - set(heads):
+        logging.warning("train.loss_weights names %s, which objective %r has no head of (its heads: %s)",
+                        sorted(set(loss_weights) - set(heads)), config.objective.name, ", ".join(heads))
+    main_head = heads[0]
     train_step = exp.jit_train_step(loss_weights)
     flops_per_token = flops.train_flops_per_token(exp.model_spec(), exp.model_batch_shapes(), seq_len)
     peak_flops = flops.peak_flops_per_device(config.train.peak_flops_per_device, exp.mesh.devices.flat[0])
@@ -207,7 +217,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
             # checkpoint that covers it: a kill loses at most the steps run again after it.
             if (time.time() - window_start >= config.train.log_every_secs or checkpoint_due
                     or step == start_step + 1):
-                scalars = _reduce_train_metrics(pending)  # Blocks until these steps have run.
+                scalars = _reduce_train_metrics(pending, main_head)  # Blocks until these steps have run.
                 _check_nonfinite(pending, window_step, config.train.nonfinite, checkpointer.latest_step())
                 elapsed = time.time() - window_start
                 tokens_per_sec = (step - window_step) * config.data.batch_size * seq_len / max(elapsed, 1e-9)
@@ -240,28 +250,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     return last_eval
 
 
-def _loss_weights(config: ml_collections.ConfigDict) -> dict[str, float]:
-    """Parses train.loss_weights, e.g. "rtd=50,mlm=1", into {head: weight}."""
-    weights = {}
-    for item in filter(None, (s.strip() for s in config.train.loss_weights.split(","))):
-        head, _, value = item.partition("=")
-        try:
-            weights[head.strip()] = float(value)
-        except ValueError:
-            raise config_validation.ConfigError(f"train.loss_weights item {item!r} is not head=number") from None
-    return weights
-
-
-def _reduce_train_metrics(pending: list[dict]) -> dict[str, float]:
+def _reduce_train_metrics(pending: list[dict], main_head: str) -> dict[str, float]:
     fetched = jax.device_get(pending)
-    sums = {k: float(np.sum([m[k] for m in fetched])) for k in fetched[0] if "/" in k}
-    scalars = losses.summarize(sums)
+    head_sums = jax.tree.map(lambda *steps: float(np.sum(steps)), *[m["heads"] for m in fetched])
+    scalars = losses.summarize(head_sums)
     scalars["loss"] = float(np.mean([m["loss"] for m in fetched]))
     scalars["grad_norm"] = float(np.mean([m["grad_norm"] for m in fetched]))
     scalars["nonfinite_steps"] = int(np.sum([m["nonfinite"] for m in fetched]))
-    main = evaluation.main_head(scalars)
-    if main is not None:
-        scalars["accuracy"] = scalars[f"{main}/accuracy"]
+    scalars["accuracy"] = scalars[f"{main_head}/accuracy"]
     return scalars
 
 

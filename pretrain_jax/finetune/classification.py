@@ -291,9 +291,9 @@ def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]], batch_
 
 def _train_scalars(pending: list[dict], seconds: float, batch_size: int) -> dict[str, float]:
     fetched = jax.device_get(pending)
-    head = next(k[: -len("/weight_sum")] for k in fetched[0] if k.endswith("/weight_sum"))
-    correct = sum(float(m[f"{head}/correct_sum"]) for m in fetched)
-    weight = sum(float(m[f"{head}/weight_sum"]) for m in fetched)
+    (head,) = fetched[0]["heads"]  # One head: cls (a classifier) or lm (text-to-text).
+    correct = sum(float(m["heads"][head].correct) for m in fetched)
+    weight = sum(float(m["heads"][head].weight) for m in fetched)
     return {
         "loss": float(np.mean([m["loss"] for m in fetched])),
         "accuracy": correct / max(weight, 1.0),  # Classes (cls) or label-name tokens (text-to-text lm).

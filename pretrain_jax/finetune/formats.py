@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, Targets
 from pretrain_jax.models.classifier import Classifier
 from pretrain_jax.models.spec import ModelSpec
 from pretrain_jax.specials import SpecialIds
@@ -89,12 +89,11 @@ class PooledClassifier:
             "segment_ids": segment_ids,
             "positions": (np.arange(self.seq_len)[None] * segment_ids).astype(np.int32),
             "token_type_ids": np.zeros_like(tokens),
-            "cls_targets": np.asarray(labels, np.int32),
-            "cls_weights": np.asarray(weights, np.float32),
+            TARGETS: {"cls": Targets(np.asarray(labels, np.int32), np.asarray(weights, np.float32))},
         }
 
     def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:
-        return model(batch)["cls_logits"]
+        return model(batch).logits["cls"]
 
 
 class TextToText:
@@ -102,8 +101,8 @@ class TextToText:
 
     seq_len 6, prefix [80 81], label names [[40], [41 42]] (targets length 3):
     text [17 52 9 33] -> encoder_inputs [80 81 17 52 9 </s>];
-    label 1 -> decoder_inputs [0 41 42], lm_targets [41 42 </s>], lm_weights [1 1 1];
-    label 0 -> decoder_inputs [0 40 0],  lm_targets [40 </s> 0],  lm_weights [1 1 0].
+    label 1 -> decoder_inputs [0 41 42], targets["lm"] ids [41 42 </s>], weights [1 1 1];
+    label 0 -> decoder_inputs [0 40 0],  targets["lm"] ids [40 </s> 0],  weights [1 1 0].
     """
 
     def __init__(self, specials: SpecialIds, seq_len: int, prefix_ids: Sequence[int],
@@ -137,8 +136,8 @@ class TextToText:
             "encoder_segment_ids": encoder_segment_ids,
             "decoder_inputs": self._decoder_inputs[labels],
             "decoder_segment_ids": self._decoder_segment_ids[labels],
-            "lm_targets": self._targets[labels],
-            "lm_weights": self._target_weights[labels] * np.asarray(weights, np.float32)[:, None],
+            TARGETS: {"lm": Targets(self._targets[labels],
+                                    self._target_weights[labels] * np.asarray(weights, np.float32)[:, None])},
         }
 
     def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:

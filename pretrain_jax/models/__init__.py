@@ -1,20 +1,21 @@
 """Model families. `build_model(config.model, vocab_size, rngs=...)` returns an `nnx.Module` called as
-`model(batch, *, rngs=None) -> dict[str, jax.Array]`; docs/contracts.md lists the batch keys.
+`model(batch, *, rngs=None) -> ModelOutput` (batch.py: logits per loss head, and the targets of heads
+only the model can score); docs/contracts.md lists the batch keys.
 
     with nnx.use_eager_sharding(False):
         model = build_model(config.model, vocab_size=8192, rngs=nnx.Rngs(params=0))
     out = model(batch)                                                 # deterministic (no dropout)
     out = model(batch, rngs=nnx.Rngs(dropout=key, sample=sample_key))  # training
 
-family (config.model)          module                      outputs
-encoder                        encoder.Encoder             mlm_logits (B, P, V); nsp_logits (B, 2) if nsp_targets
-encoder + model.electra=True   electra.Electra             mlm_logits, rtd_logits (B, L, 2), rtd_targets, rtd_weights
-decoder                        decoder.Decoder             lm_logits (B, L, V)
-encoder_decoder                encoder_decoder.EncoderDecoder  lm_logits (B, Ld, V)
-two_stream                     two_stream.TwoStream        plm_logits (B, Np, V)
+family (config.model)          module                      output logits (and targets)
+encoder                        encoder.Encoder             mlm (B, P, V); nsp (B, 2) if the batch has nsp targets
+encoder + model.electra=True   electra.Electra             mlm, rtd (B, L, 2), and rtd's targets
+decoder                        decoder.Decoder             lm (B, L, V)
+encoder_decoder                encoder_decoder.EncoderDecoder  lm (B, Ld, V)
+two_stream                     two_stream.TwoStream        plm (B, Np, V)
 
 Every family also has `encode(batch, *, rngs=None) -> (B, L, D)` hidden states, which
-`build_classifier` (fine-tuning, `cls_logits` (B, n)) pools.
+`build_classifier` (fine-tuning, logits cls (B, n)) pools.
 """
 
 import math
@@ -51,7 +52,7 @@ def build_model(model_config: ml_collections.ConfigDict, vocab_size: int, *, rng
 
 def build_classifier(model_config: ml_collections.ConfigDict, vocab_size: int, num_classes: int, *,
                      pooling: str = "cls", rngs: nnx.Rngs, backbone: nnx.Module | None = None) -> Classifier:
-    """A fine-tuning classifier (`cls_logits` (B, num_classes)) on a fresh or given backbone."""
+    """A fine-tuning classifier (logits "cls" (B, num_classes)) on a fresh or given backbone."""
     spec = spec_from_config(model_config, vocab_size)
     backbone = build_from_spec(spec, rngs=rngs) if backbone is None else backbone
     return Classifier(backbone, spec, num_classes, pooling=pooling, rngs=rngs)

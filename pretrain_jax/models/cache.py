@@ -1,12 +1,15 @@
-"""Key/value caches for incremental decoding (generation): preallocated, updated in place."""
+"""Key/value caches for incremental decoding (generation): plain data, preallocated, updated in place.
 
-from typing import TYPE_CHECKING, NamedTuple
+The model owns the layout: `Attention.empty_cache` allocates a layer's cache, and the masks come
+from models/masks.py.
+"""
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-if TYPE_CHECKING:
-    from pretrain_jax.models.layers import Attention
+from pretrain_jax.models import masks
 
 
 def write_rows(buffer: jax.Array, update: jax.Array, index: jax.Array) -> jax.Array:
@@ -22,12 +25,6 @@ class KVCache(NamedTuple):
 
     keys: jax.Array
     values: jax.Array
-
-    @classmethod
-    def empty(cls, attention: "Attention", batch: int, length: int) -> "KVCache":
-        _, heads, head_dim = attention.key.shape
-        zeros = jnp.zeros((batch, length, heads, head_dim), attention.dtype)
-        return cls(zeros, zeros)
 
     def write(self, keys: jax.Array, values: jax.Array, index: jax.Array) -> "KVCache":
         """keys, values: (B, Lq, H, Dh) written at slots index[b] .. index[b] + Lq - 1 of row b."""
@@ -67,9 +64,8 @@ class DecodeState(NamedTuple):
         slots = self.index[:, None] + jnp.arange(length, dtype=jnp.int32)[None]
         segment_ids = write_rows(self.segment_ids, token_segment_ids, self.index)
         last_visible = slots[:, -1:] if bidirectional else slots  # (B, 1|Lq)
-        keys = jnp.arange(self.segment_ids.shape[1])
-        mask = ((keys[None, None, None, :] <= last_visible[:, None, :, None])
-                & (token_segment_ids[:, None, :, None] > 0) & (segment_ids[:, None, None, :] > 0))
+        mask = (masks.causal_mask_at(last_visible, self.segment_ids.shape[1])
+                & masks.padding_mask(token_segment_ids, segment_ids))
         return slots, mask
 
     def advance(self, caches: tuple[KVCache, ...], token_segment_ids: jax.Array) -> "DecodeState":

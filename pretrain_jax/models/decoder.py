@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import ModelBatch, ModelOutput
 from pretrain_jax.models.cache import DecodeState
 from pretrain_jax.models.layers import Dense, Embeddings, Stack, gather
 from pretrain_jax.models.masks import decoder_mask
@@ -19,7 +19,7 @@ class Decoder(nnx.Module):
     """Causal LM over packed rows, optionally a prefix LM.
 
     batch: `inputs`, `segment_ids`, `positions` (B, L), optional `prefix_mask` (B, L) bool (prefix
-    tokens of a document attend to each other bidirectionally) -> `lm_logits` (B, L, V).
+    tokens of a document attend to each other bidirectionally) -> logits "lm" (B, L, V).
     """
 
     segment_key = "segment_ids"
@@ -42,8 +42,8 @@ class Decoder(nnx.Module):
             hidden = self.out_proj(hidden)
         return self.embeddings.token.attend(hidden)
 
-    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        return {"lm_logits": self.logits(self.encode(batch, rngs=rngs))}
+    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> ModelOutput:
+        return ModelOutput({"lm": self.logits(self.encode(batch, rngs=rngs))}, {})
 
     def prefill(self, prompt: jax.Array, lengths: jax.Array, max_new_tokens: int, *,
                 prefix_lm: bool = False) -> tuple[DecodeState, jax.Array]:

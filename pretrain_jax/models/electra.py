@@ -2,7 +2,7 @@
 
 The generator (width, MLP width and heads scaled by `electra_generator_fraction`, same depth) fills
 the masked positions with samples from its own MLM distribution; the discriminator reads the
-corrupted row and predicts, for every token, whether it was replaced. The generator's `mlm_logits`
+corrupted row and predicts, for every token, whether it was replaced. The generator's `mlm` logits
 train it as a masked LM; the sampled ids are integers, so no gradient flows through them.
 """
 
@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, ModelOutput, Targets
 from pretrain_jax.models.heads import MlmHead, RtdHead
 from pretrain_jax.models.layers import Embeddings, Stack
 from pretrain_jax.models.masks import segment_mask
@@ -36,11 +36,11 @@ def scatter_at(tokens: jax.Array, positions: jax.Array, values: jax.Array, weigh
 
 
 class Electra(nnx.Module):
-    """batch: the encoder keys plus `mlm_positions`, `mlm_targets`, `mlm_weights` (B, P), with
-    `inputs` already masked. Returns `mlm_logits` (B, P, V) from the generator, `rtd_logits`
-    (B, L, 2), `rtd_targets` (B, L) int32 (1 where the discriminator's input differs from the
-    original; a sample equal to the original counts as not replaced) and `rtd_weights` (B, L)
-    float32 (1 on real tokens). Replacements are sampled from the call's rngs (see `sample_key`).
+    """batch: the encoder keys plus `mlm_positions` and targets["mlm"] (B, P), with `inputs` already
+    masked. Returns logits "mlm" (B, P, V) from the generator and "rtd" (B, L, 2), and the rtd head's
+    own targets: ids (B, L) int32 (1 where the discriminator's input differs from the original; a
+    sample equal to the original counts as not replaced) and weights (B, L) float32 (1 on real tokens).
+    Replacements are sampled from the call's rngs (see `sample_key`).
     """
 
     segment_key = "segment_ids"
@@ -62,19 +62,16 @@ class Electra(nnx.Module):
         return self.discriminator(self._embed(batch, batch["inputs"], rngs),
                                   segment_mask(segment_ids, segment_ids), rngs=rngs)
 
-    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> ModelOutput:
         segment_ids, inputs = batch["segment_ids"], batch["inputs"]
-        positions, weights = batch["mlm_positions"], batch["mlm_weights"]
+        positions, mlm = batch["mlm_positions"], batch[TARGETS]["mlm"]
+        weights = mlm.weights
         mask = segment_mask(segment_ids, segment_ids)
         generated = self.generator.at_positions(self._embed(batch, inputs, rngs), positions, mask, rngs=rngs)
         mlm_logits = self.generator_head(generated, self.embeddings.token)
         samples = jax.random.categorical(sample_key(rngs), jax.lax.stop_gradient(mlm_logits))
         corrupted = scatter_at(inputs, positions, samples.astype(inputs.dtype), weights)
-        original = scatter_at(inputs, positions, batch["mlm_targets"].astype(inputs.dtype), weights)
+        original = scatter_at(inputs, positions, mlm.ids.astype(inputs.dtype), weights)
         hidden = self.discriminator(self._embed(batch, corrupted, rngs), mask, rngs=rngs)
-        return {
-            "mlm_logits": mlm_logits,
-            "rtd_logits": self.rtd_head(hidden),
-            "rtd_targets": (corrupted != original).astype(jnp.int32),
-            "rtd_weights": (segment_ids > 0).astype(jnp.float32),
-        }
+        replaced = Targets((corrupted != original).astype(jnp.int32), (segment_ids > 0).astype(jnp.float32))
+        return ModelOutput({"mlm": mlm_logits, "rtd": self.rtd_head(hidden)}, {"rtd": replaced})

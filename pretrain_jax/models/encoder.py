@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, ModelOutput
 from pretrain_jax.models.heads import ClassificationHead, MlmHead
 from pretrain_jax.models.layers import Embeddings, Stack
 from pretrain_jax.models.masks import segment_mask
@@ -22,7 +22,7 @@ class Encoder(nnx.Module):
     """Bidirectional encoder over packed rows; attention stays within each document.
 
     batch: `inputs`, `segment_ids`, `positions` (B, L), optional `token_type_ids` (B, L);
-    `mlm_positions` (B, P) -> `mlm_logits` (B, P, V); `nsp_targets` present -> `nsp_logits` (B, 2)
+    `mlm_positions` (B, P) -> logits "mlm" (B, P, V); targets["nsp"] present -> logits "nsp" (B, 2)
     from position 0 ([CLS]).
     """
 
@@ -63,21 +63,22 @@ class Encoder(nnx.Module):
             return alibi_bias(self.num_heads, length, length)
         return None
 
-    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> ModelOutput:
         """The heads read only [CLS] (NSP) and the predicted slots, so the last block runs there alone
         (`encode_at`; exact, since no loss reads the last layer's other outputs). Fine-tuning and
         ELECTRA read every position through `encode`."""
         positions = batch.get("mlm_positions")
-        if "nsp_targets" in batch:
+        nsp = "nsp" in batch.get(TARGETS, {})
+        if nsp:
             cls = jnp.zeros((batch["inputs"].shape[0], 1), jnp.int32)
             positions = cls if positions is None else jnp.concatenate([cls, positions], axis=1)
         if positions is None:
-            return {}
+            return ModelOutput({}, {})
         hidden = self.encode_at(batch, positions, rngs=rngs)
-        out = {}
-        if "nsp_targets" in batch:
-            out["nsp_logits"] = self.nsp_head(hidden, batch["segment_ids"], rngs=rngs)  # Reads hidden[:, 0].
+        logits = {}
+        if nsp:
+            logits["nsp"] = self.nsp_head(hidden, batch["segment_ids"], rngs=rngs)  # Reads hidden[:, 0].
             hidden = hidden[:, 1:]
         if "mlm_positions" in batch:
-            out["mlm_logits"] = self.mlm_head(hidden, self.embeddings.token)
-        return out
+            logits["mlm"] = self.mlm_head(hidden, self.embeddings.token)
+        return ModelOutput(logits, {})

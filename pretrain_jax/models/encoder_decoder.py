@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import ModelBatch, ModelOutput
 from pretrain_jax.models.cache import DecodeState
 from pretrain_jax.models.layers import Dense, Embeddings, Stack
 from pretrain_jax.models.masks import decoder_mask, segment_mask
@@ -16,7 +16,7 @@ class EncoderDecoder(nnx.Module):
     """Encoder over `encoder_inputs`, decoder over `decoder_inputs` (targets shifted right).
 
     batch: `encoder_inputs`, `encoder_segment_ids` (B, Le); `decoder_inputs`, `decoder_segment_ids`
-    (B, Ld) (the `*_positions` keys are not needed: positions are relative) -> `lm_logits` (B, Ld, V).
+    (B, Ld) (the `*_positions` keys are not needed: positions are relative) -> logits "lm" (B, Ld, V).
     Decoder self-attention is causal within its document; decoder document k cross-attends only to
     encoder document k. The embedding covers the full vocabulary, sentinels included.
     """
@@ -56,8 +56,8 @@ class EncoderDecoder(nnx.Module):
             hidden = self.out_proj(hidden)
         return self.embeddings.token.attend(hidden)
 
-    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
-        return {"lm_logits": self.decode(batch, self.encode(batch, rngs=rngs), rngs=rngs)}
+    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> ModelOutput:
+        return ModelOutput({"lm": self.decode(batch, self.encode(batch, rngs=rngs), rngs=rngs)}, {})
 
     def prefill(self, prompt: jax.Array, lengths: jax.Array, max_new_tokens: int, *,
                 prefix_lm: bool = False) -> tuple[DecodeState, jax.Array]:

@@ -192,6 +192,12 @@ class Attention(nnx.Module):
         y = jnp.einsum("bld,dhk->blhk", x.astype(self.dtype), kernel[...].astype(self.dtype))
         return y if bias is None else y + bias[...].astype(self.dtype)
 
+    def empty_cache(self, batch: int, length: int) -> KVCache:
+        """A zeroed cache of this layer's keys and values, each (B=batch, T=length, H, Dh)."""
+        _, heads, head_dim = self.key.shape
+        zeros = jnp.zeros((batch, length, heads, head_dim), self.dtype)
+        return KVCache(zeros, zeros)
+
     def project_kv(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """x: (B, Lk, D) -> keys, values (B, Lk, H, Dh)."""
         return self._project(x, self.key, self.key_bias), self._project(x, self.value, self.value_bias)
@@ -379,7 +385,7 @@ class Stack(nnx.Module):
 
     def empty_caches(self, batch: int, length: int) -> tuple[KVCache, ...]:
         """One zeroed self-attention cache (B, T=length, H, Dh) per block."""
-        return tuple(KVCache.empty(block.attention, batch, length) for block in self.blocks)
+        return tuple(block.attention.empty_cache(batch, length) for block in self.blocks)
 
     def cross_caches(self, context: jax.Array) -> tuple[KVCache, ...]:
         """context: (B, Lc, D) -> each block's cross-attention keys and values, projected once."""

@@ -21,6 +21,20 @@ def segment_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array) -> jax.Arr
     return (q == k) & (q > 0)
 
 
+def padding_mask(q_segment_ids: jax.Array, kv_segment_ids: jax.Array) -> jax.Array:
+    """q: (B, Lq), kv: (B, Lk) int32 -> (B, 1, Lq, Lk): both tokens real (segment id > 0), any segment."""
+    return (q_segment_ids[:, None, :, None] > 0) & (kv_segment_ids[:, None, None, :] > 0)
+
+
+def causal_mask_at(query_slots: jax.Array, num_keys: int) -> jax.Array:
+    """query_slots: (B, Lq) int32 -> (B, 1, Lq, num_keys): key slot <= the query's slot (a KV cache).
+
+    Example, query_slots [[1 2]], num_keys 4:  1 1 0 0
+                                               1 1 1 0
+    """
+    return jnp.arange(num_keys)[None, None, None, :] <= query_slots[:, None, :, None]
+
+
 def causal_mask(length: int) -> jax.Array:
     """(1, 1, L, L): key index <= query index (row order; packed documents are contiguous)."""
     idx = jnp.arange(length)

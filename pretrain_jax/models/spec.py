@@ -81,6 +81,9 @@ def _choose(value: str, auto: str, allowed: tuple[str, ...], key: str) -> str:
 def spec_from_config(cfg: ml_collections.ConfigDict, vocab_size: int) -> ModelSpec:
     """Validates `config.model` and resolves its "auto" values for the chosen family."""
     family = cfg.family
+    if family == "auto":
+        raise ValueError("model.family='auto' is the objective's family, which config_validation.validate sets;"
+                         f" validate the whole config first, or set one of {FAMILIES}")
     if family not in FAMILIES:
         raise ValueError(f"model.family={family!r}; expected one of {FAMILIES}")
     if cfg.d_model % cfg.num_heads:

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pretrain_jax.batch import ModelBatch
+from pretrain_jax.batch import ModelBatch, ModelOutput
 from pretrain_jax.models.layers import Dense, Embeddings, Stack, dropout, gather, make_param
 from pretrain_jax.models.masks import permutation_masks, segment_mask
 from pretrain_jax.models.spec import ModelSpec
@@ -20,7 +20,7 @@ from pretrain_jax.models.spec import ModelSpec
 
 class TwoStream(nnx.Module):
     """batch: `inputs`, `segment_ids`, `positions`, `perm_ranks` (B, L); `plm_positions` (B, Np)
-    -> `plm_logits` (B, Np, V) from the query stream at those positions."""
+    -> logits "plm" (B, Np, V) from the query stream at those positions."""
 
     segment_key = "segment_ids"
 
@@ -42,7 +42,7 @@ class TwoStream(nnx.Module):
         x = self.embeddings(batch["inputs"], batch["positions"], rngs=rngs)
         return self.stack(x, segment_mask(segment_ids, segment_ids), rngs=rngs)
 
-    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> dict[str, jax.Array]:
+    def __call__(self, batch: ModelBatch, *, rngs: nnx.Rngs | None = None) -> ModelOutput:
         content_mask, query_mask = permutation_masks(batch["segment_ids"], batch["perm_ranks"])
         h = self.embeddings(batch["inputs"], batch["positions"], rngs=rngs)
         g = self.query_start[...].astype(self.dtype) + self.embeddings.position_embedding(batch["positions"])
@@ -54,4 +54,4 @@ class TwoStream(nnx.Module):
         if self.out_proj is not None:
             g = self.out_proj(g)
         logits = self.embeddings.token.attend(g) + self.lm_bias[...].astype(jnp.float32)
-        return {"plm_logits": logits}
+        return ModelOutput({"plm": logits}, {})

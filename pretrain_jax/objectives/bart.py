@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import documents, masks, prefix_sums, relayout
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
@@ -380,7 +380,7 @@ def noise(rng, packed: PackedBatch, settings: BartSettings, specials: SpecialIds
     return state
 
 
-@register("bart", family="encoder_decoder")
+@register("bart", family="encoder_decoder", heads=("lm",))
 def build(cfg, specials: SpecialIds, seq_len: int):
     """cfg = config.objective.bart -> objective(rng, packed) -> encoder_decoder ModelBatch."""
     settings = BartSettings.from_config(cfg, seq_len)
@@ -401,9 +401,8 @@ def build(cfg, specials: SpecialIds, seq_len: int):
             "decoder_inputs": jnp.where(same_doc, shift(tokens), specials.pad),
             "decoder_segment_ids": segment_ids,
             "decoder_positions": jnp.asarray(packed.positions, jnp.int32),
-            "lm_targets": tokens,
             # The decoder reconstructs the whole original, EOS included (so it learns to stop).
-            "lm_weights": (segment_ids > 0).astype(jnp.float32),
+            TARGETS: {"lm": Targets(tokens, (segment_ids > 0).astype(jnp.float32))},
         }
 
     return objective

@@ -15,8 +15,8 @@ random ids, or all kept).
     chosen        [  F   T   F   F   T   F   F   F ]
     inputs        [ 21   4  41   1  30   1   0   0 ]     (40 -> [MASK], 30 kept)
     mlm_positions [  1   4   0 ]
-    mlm_targets   [ 40  30  21 ]                          (padding slots gather position 0)
-    mlm_weights   [  1   1   0 ]
+    targets["mlm"]: ids [ 40  30  21 ]                    (padding slots gather position 0)
+                weights [  1   1   0 ]
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
@@ -144,8 +144,8 @@ def corrupt(rng, tokens, chosen, mask_prob: float, random_prob: float, specials:
 
 def mask_tokens(rng, tokens, segment_ids, word_starts, settings: MaskedLmSettings,
                 specials: SpecialIds) -> ModelBatch:
-    """The masked-LM part of an encoder batch: `inputs` (B, L) and `mlm_positions`, `mlm_targets`,
-    `mlm_weights` (B, P). Shared by bert_mlm, nsp/sop and electra."""
+    """The masked-LM part of an encoder batch: `inputs` (B, L), `mlm_positions` (B, P) and the head's
+    targets {"mlm": Targets(ids, weights)}, each (B, P). Shared by bert_mlm, nsp/sop and electra."""
     choose_key, corrupt_key = jax.random.split(rng)
     selection = choose_positions(choose_key, tokens, segment_ids, word_starts, settings, specials)
     chosen = selection.chosen
@@ -155,12 +155,11 @@ def mask_tokens(rng, tokens, segment_ids, word_starts, settings: MaskedLmSetting
         "inputs": corrupt(corrupt_key, tokens, chosen, settings.mask_prob, settings.random_prob, specials,
                           span_starts),
         "mlm_positions": positions,
-        "mlm_targets": jnp.take_along_axis(tokens, positions, axis=1),
-        "mlm_weights": weights,
+        TARGETS: {"mlm": Targets(jnp.take_along_axis(tokens, positions, axis=1), weights)},
     }
 
 
-@register("bert_mlm", family="encoder")
+@register("bert_mlm", family="encoder", heads=("mlm",))
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     return build_from_settings(MaskedLmSettings.from_config(cfg, seq_len), specials)
 

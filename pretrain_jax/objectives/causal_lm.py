@@ -7,14 +7,15 @@ stop.
 
     tokens / inputs [ 17  52   9   1 | 33   8   1 |  0 ]
     segment_ids     [  1   1   1   1 |  2   2   2 |  0 ]
-    lm_targets      [ 52   9   1   0 |  8   1   0 |  0 ]
-    lm_weights      [  1   1   1   0 |  1   1   0 |  0 ]
+    targets["lm"]:
+      ids           [ 52   9   1   0 |  8   1   0 |  0 ]
+      weights       [  1   1   1   0 |  1   1   0 |  0 ]
 """
 
 import jax.numpy as jnp
 import ml_collections
 
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
 
@@ -34,15 +35,14 @@ def decoder_batch(tokens, packed: PackedBatch, weights, prefix_mask=None) -> Mod
         "inputs": jnp.asarray(tokens, jnp.int32),
         "segment_ids": jnp.asarray(packed.segment_ids, jnp.int32),
         "positions": jnp.asarray(packed.positions, jnp.int32),
-        "lm_targets": targets,
-        "lm_weights": weights.astype(jnp.float32),
+        TARGETS: {"lm": Targets(targets, weights.astype(jnp.float32))},
     }
     if prefix_mask is not None:
         batch["prefix_mask"] = prefix_mask
     return batch
 
 
-@register("causal_lm", family="decoder")
+@register("causal_lm", family="decoder", heads=("lm",))
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     del cfg, specials  # no hyper-parameters
     if seq_len < 2:

@@ -35,7 +35,7 @@ import ml_collections
 import numpy as np
 
 from pretrain_jax import row_budget
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import documents
 from pretrain_jax.objectives import span_corruption as sc
 from pretrain_jax.objectives.causal_lm import next_token_targets
@@ -199,7 +199,7 @@ def _budget(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) 
     return row_budget.sized_by_cost((seq_len,), fim_costs, specials.ordinary_range)
 
 
-@register("fim", family="decoder", row_budget=_budget, host_transform=host_transform)
+@register("fim", family="decoder", heads=("lm",), row_budget=_budget, host_transform=host_transform)
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     settings = FimSettings.from_config(cfg, seq_len)
 
@@ -218,8 +218,7 @@ def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
             "inputs": tokens,
             "segment_ids": segment_ids,
             "positions": positions,
-            "lm_targets": targets,
-            "lm_weights": weights.astype(jnp.float32),
+            TARGETS: {"lm": Targets(targets, weights.astype(jnp.float32))},
         }
 
     return objective

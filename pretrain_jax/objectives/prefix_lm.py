@@ -33,7 +33,7 @@ def prefix_and_weights(rng, tokens, segment_ids, specials: SpecialIds):
     return prefix, has_next & ~next_in_prefix
 
 
-@register("prefix_lm", family="decoder")
+@register("prefix_lm", family="decoder", heads=("lm",))
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     del cfg  # no hyper-parameters: the split is uniform, as in T5 and UL2
     if seq_len < 3:

@@ -1,12 +1,15 @@
-"""Objective registry: name -> (model family, builder, row budget).
+"""Objective registry: name -> (model family, loss heads, builder, row budget).
 
 A builder binds every hyper-parameter from the config when the objective is built, and returns a
 pure function `objective(rng, packed) -> ModelBatch` whose output shapes depend on the config only:
 
-    @register("bert_mlm", family="encoder")
+    @register("bert_mlm", family="encoder", heads=("mlm",), heads=("mlm",))
     def build(cfg, specials, seq_len):            # cfg = config.objective.bert_mlm
         def objective(rng, packed): ...
         return objective
+
+`heads` names the loss heads the model returns logits for; the first is the one progress lines and
+evaluations report as `loss` and `accuracy`, and train.loss_weights may weight only these.
 
 `seq_len` is data.seq_len, the length of the sequences the model reads. The packed rows hold
 data.seq_len raw tokens, unless the objective registers `row_budget=fn`, fn(cfg, specials, seq_len)
@@ -37,6 +40,7 @@ HostStepFn = Callable[[ml_collections.ConfigDict, SpecialIds], Callable | None]
 class ObjectiveSpec:
     name: str
     family: str
+    heads: tuple[str, ...]  # Loss heads; heads[0] is the reported one.
     builder: Builder
     row_budget: BudgetFn | None = None
     host_transform: HostStepFn | None = None
@@ -45,17 +49,19 @@ class ObjectiveSpec:
 _REGISTRY: dict[str, ObjectiveSpec] = {}
 
 
-def register(name: str, family: str, row_budget: BudgetFn | None = None,
+def register(name: str, family: str, heads: tuple[str, ...], row_budget: BudgetFn | None = None,
              host_transform: HostStepFn | None = None) -> Callable[[Builder], Builder]:
-    """Decorator registering `builder` under `name` for one model family (with its row budget and
-    host step, if it has them)."""
+    """Decorator registering `builder` under `name` for one model family and its loss heads (with its
+    row budget and host step, if it has them)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    if not heads or isinstance(heads, str):
+        raise ValueError(f"objective {name!r}: heads must be a non-empty tuple of head names, not {heads!r}")
 
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"objective {name!r} is registered twice")
-        _REGISTRY[name] = ObjectiveSpec(name, family, builder, row_budget, host_transform)
+        _REGISTRY[name] = ObjectiveSpec(name, family, tuple(heads), builder, row_budget, host_transform)
         return builder
 
     return decorate
@@ -69,6 +75,24 @@ def get_spec(name: str) -> ObjectiveSpec:
     if name not in _REGISTRY:
         raise ValueError(f"unknown objective {name!r}; registered: {', '.join(registered_names())}")
     return _REGISTRY[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltObjective:
+    """Everything a run takes from its objective, built once at start-up (`build`)."""
+
+    spec: ObjectiveSpec  # name, family, heads
+    fn: ObjectiveFn  # (rng, packed) -> ModelBatch, pure and jittable
+    row_budget: row_budget.RowBudget  # raw tokens per packed row
+    host_transform: Callable | None  # the host step on each document's text, or None
+    specials: SpecialIds  # the id layout it was built for
+
+
+def build(objective_config: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) -> BuiltObjective:
+    """Builds `config.objective` once: function, row budget and host step, for `specials`' id layout."""
+    fn, _ = build_objective(objective_config, specials, seq_len)
+    return BuiltObjective(get_spec(objective_config.name), fn, build_row_budget(objective_config, specials, seq_len),
+                          build_host_transform(objective_config, specials), specials)
 
 
 def build_objective(
@@ -98,5 +122,5 @@ def build_host_transform(objective_config: ml_collections.ConfigDict, specials: 
     return spec.host_transform(objective_config[spec.name], specials)
 
 
-__all__ = ["FAMILIES", "ObjectiveSpec", "PackedBatch", "build_host_transform", "build_objective", "build_row_budget",
-           "get_spec", "register"]
+__all__ = ["FAMILIES", "BuiltObjective", "ObjectiveSpec", "PackedBatch", "build", "build_host_transform",
+           "build_objective", "build_row_budget", "get_spec", "register"]

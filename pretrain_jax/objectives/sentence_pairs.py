@@ -22,22 +22,22 @@ One example per packed row, built as create_pretraining_data.py builds one insta
     inputs (before MLM)   [ CLS 21 22 SEP 23 24 25 26 SEP  0  0  0 ]
     token_type_ids        [   0  0  0   0  1  1  1  1   1  0  0  0 ]
     segment_ids           [   1  1  1   1  1  1  1  1   1  0  0  0 ]
-    nsp_targets 0, nsp_weights 1
+    targets["nsp"]: ids 0, weights 1
 
 NotNext B comes from the main document of a row drawn uniformly from the rows of the batch whose
 main document is another document than A's (packed.document_ids: the packer splits a long document
 over consecutive rows, so another row may hold A's own continuation), as create_pretraining_data.py
 draws again when its random document is the current one. When no row holds another document (a
 batch cut from one long document), B is the continuation (IsNext) where A's chunk has >= 2
-sentences, and the row gets nsp_weights 0 otherwise. A row whose A or B is empty (padding rows,
-documents without content) gets nsp_weights 0.
+sentences, and the row gets weight 0 otherwise. A row whose A or B is empty (padding rows,
+documents without content) gets weight 0.
 """
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import prefix_sums
 from pretrain_jax.objectives.bert_mlm import MaskedLmSettings, mask_tokens
 from pretrain_jax.objectives.registry import register
@@ -104,7 +104,7 @@ def trim_pair(rng, len_a, len_b, max_tokens: int, max_len: int):
 
 def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob: float,
                other_document_prob: float, swap_prob: float):
-    """[CLS] A [SEP] B [SEP] rows (before masking): dict of (B, L) arrays and (B,) labels/weights.
+    """[CLS] A [SEP] B [SEP] rows (before masking): dict of (B, L) arrays and "nsp": Targets, each (B,).
 
     other_document_prob: chance that B comes from another row (nsp); swap_prob: chance that A and B
     are swapped (sop). Label 1 = B from another document or swapped.
@@ -189,8 +189,8 @@ def make_pairs(rng, packed: PackedBatch, specials: SpecialIds, *, short_seq_prob
         "segment_ids": used.astype(jnp.int32),
         "positions": jnp.where(used, j, 0).astype(jnp.int32),
         "token_type_ids": ((j >= la + 2) & used).astype(jnp.int32),
-        "nsp_targets": (from_other | swapped).astype(jnp.int32),
-        "nsp_weights": ((len_a > 0) & (len_b > 0) & (has_other | (chunk >= 2))).astype(jnp.float32),
+        "nsp": Targets((from_other | swapped).astype(jnp.int32),
+                       ((len_a > 0) & (len_b > 0) & (has_other | (chunk >= 2))).astype(jnp.float32)),
     }
 
 
@@ -226,20 +226,20 @@ def _pair_objective(specials, mlm: MaskedLmSettings, short_seq_prob, other_docum
         pair = make_pairs(pair_key, packed, specials, short_seq_prob=short_seq_prob,
                           other_document_prob=other_document_prob, swap_prob=swap_prob)
         batch = mask_tokens(mask_key, pair["tokens"], pair["segment_ids"], pair["word_starts"], mlm, specials)
-        batch.update({key: pair[key] for key in
-                      ("segment_ids", "positions", "token_type_ids", "nsp_targets", "nsp_weights")})
+        batch.update({key: pair[key] for key in ("segment_ids", "positions", "token_type_ids")})
+        batch[TARGETS]["nsp"] = pair["nsp"]
         return batch
 
     return objective
 
 
-@register("nsp", family="encoder")
+@register("nsp", family="encoder", heads=("mlm", "nsp"))
 def build_nsp(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     mlm = _validated(cfg, seq_len, "nsp", "not_next_prob")
     return _pair_objective(specials, mlm, cfg.short_seq_prob, other_document_prob=cfg.not_next_prob, swap_prob=0.0)
 
 
-@register("sop", family="encoder")
+@register("sop", family="encoder", heads=("mlm", "nsp"))
 def build_sop(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     mlm = _validated(cfg, seq_len, "sop", "swap_prob")
     return _pair_objective(specials, mlm, cfg.short_seq_prob, other_document_prob=0.0, swap_prob=cfg.swap_prob)

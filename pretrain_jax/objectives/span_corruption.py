@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 
 from pretrain_jax import row_budget
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import documents, masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
@@ -232,7 +232,7 @@ def encoder_decoder_batch(encoder, decoder) -> ModelBatch:
     """The encoder_decoder ModelBatch from (tokens, segment_ids, positions) of each side; decoder
     inputs are the targets shifted right within each segment, starting with 0 (T5).
 
-        lm_targets  [ 99  24  1 | 98  32  1 | 0 ]  ->  decoder_inputs [ 0  99  24 | 0  98  32 | 0 ]
+        target ids  [ 99  24  1 | 98  32  1 | 0 ]  ->  decoder_inputs [ 0  99  24 | 0  98  32 | 0 ]
     """
     targets, segments, positions = decoder
     previous_targets = jnp.pad(targets[:, :-1], ((0, 0), (1, 0)))
@@ -245,8 +245,7 @@ def encoder_decoder_batch(encoder, decoder) -> ModelBatch:
         "decoder_inputs": decoder_inputs.astype(jnp.int32),
         "decoder_segment_ids": segments,
         "decoder_positions": positions,
-        "lm_targets": targets,
-        "lm_weights": (segments > 0).astype(jnp.float32),
+        TARGETS: {"lm": Targets(targets, (segments > 0).astype(jnp.float32))},
     }
 
 
@@ -331,7 +330,7 @@ def _budget(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) 
     return SpanCorruptionSettings.from_config(cfg, specials, seq_len).budget
 
 
-@register("t5_span_corruption", family="encoder_decoder", row_budget=_budget)
+@register("t5_span_corruption", family="encoder_decoder", heads=("lm",), row_budget=_budget)
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     settings = SpanCorruptionSettings.from_config(cfg, specials, seq_len)
     noise_mask_fn = functools.partial(

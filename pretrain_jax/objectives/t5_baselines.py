@@ -79,7 +79,7 @@ def _corrupt(rng, packed: PackedBatch, specials: SpecialIds, noise: BaselineNois
     return sc.describe_corruption(packed.tokens, packed.segment_ids, noise_mask, specials), corruptible
 
 
-@register("t5_deshuffle", family="encoder_decoder")
+@register("t5_deshuffle", family="encoder_decoder", heads=("lm",))
 def build_deshuffle(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     del cfg  # no hyper-parameters
     if seq_len < 2:
@@ -94,7 +94,7 @@ def build_deshuffle(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_le
     return objective
 
 
-@register("t5_mass", family="encoder_decoder")
+@register("t5_mass", family="encoder_decoder", heads=("lm",))
 def build_mass(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     noise = BaselineNoise.from_config(cfg, specials, seq_len, "config.objective.t5_mass")
 
@@ -149,7 +149,7 @@ def _drop_tokens_budget(cfg, specials: SpecialIds, seq_len: int) -> row_budget.R
     return drop_tokens_lengths(cfg, specials, seq_len)[2]
 
 
-@register("t5_drop_tokens", family="encoder_decoder", row_budget=_drop_tokens_budget)
+@register("t5_drop_tokens", family="encoder_decoder", heads=("lm",), row_budget=_drop_tokens_budget)
 def build_drop_tokens(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     noise, targets_length, _ = drop_tokens_lengths(cfg, specials, seq_len)
 

@@ -135,7 +135,7 @@ def _budget(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int) 
     return Ul2Settings.from_config(cfg, specials, seq_len).budget
 
 
-@register("ul2", family="encoder_decoder", row_budget=_budget)
+@register("ul2", family="encoder_decoder", heads=("lm",), row_budget=_budget)
 def build(cfg: ml_collections.ConfigDict, specials: SpecialIds, seq_len: int):
     settings = Ul2Settings.from_config(cfg, specials, seq_len)
     prefix_lm = settings.num_span_denoisers

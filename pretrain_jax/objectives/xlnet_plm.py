@@ -41,7 +41,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pretrain_jax.batch import ModelBatch, PackedBatch
+from pretrain_jax.batch import TARGETS, ModelBatch, PackedBatch, Targets
 from pretrain_jax.objectives import documents, masks, prefix_sums
 from pretrain_jax.objectives.registry import register
 from pretrain_jax.specials import SpecialIds
@@ -182,7 +182,7 @@ def _validate(cfg, seq_len: int) -> tuple[int, int, int, int]:
     return mask_alpha, mask_beta, max_ngram, num_predict
 
 
-@register("xlnet_plm", family="two_stream")
+@register("xlnet_plm", family="two_stream", heads=("plm",))
 def build(cfg, specials: SpecialIds, seq_len: int):
     """cfg = config.objective.xlnet_plm -> objective(rng, packed) -> two_stream ModelBatch."""
     mask_alpha, mask_beta, max_ngram, num_predict = _validate(cfg, seq_len)
@@ -204,8 +204,7 @@ def build(cfg, specials: SpecialIds, seq_len: int):
             "positions": jnp.asarray(packed.positions, jnp.int32),
             "perm_ranks": factorization_ranks(order_key, plm_positions, plm_weights, tokens.shape[1]),
             "plm_positions": plm_positions,
-            "plm_targets": plm_targets,
-            "plm_weights": plm_weights,
+            TARGETS: {"plm": Targets(plm_targets, plm_weights)},
         }
 
     return objective

@@ -21,9 +21,9 @@ def test_cls_layout_truncates_between_cls_and_sep():
     np.testing.assert_array_equal(batch["segment_ids"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
     np.testing.assert_array_equal(batch["positions"], [[0, 1, 2, 3, 4, 5], [0, 1, 2, 0, 0, 0]])
     np.testing.assert_array_equal(batch["token_type_ids"], np.zeros((2, 6)))
-    np.testing.assert_array_equal(batch["cls_targets"], [1, 0])
-    np.testing.assert_array_equal(batch["cls_weights"], [1.0, 0.0])
-    assert batch["inputs"].dtype == np.int32 and batch["cls_weights"].dtype == np.float32
+    np.testing.assert_array_equal(batch["targets"]["cls"].ids, [1, 0])
+    np.testing.assert_array_equal(batch["targets"]["cls"].weights, [1.0, 0.0])
+    assert batch["inputs"].dtype == np.int32 and batch["targets"]["cls"].weights.dtype == np.float32
 
 
 def test_last_token_layout_ends_with_eos():
@@ -43,8 +43,8 @@ def test_text_to_text_layout():
     np.testing.assert_array_equal(batch["encoder_segment_ids"], [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
     np.testing.assert_array_equal(batch["decoder_inputs"], [[0, 41, 42], [0, 40, 0]])
     np.testing.assert_array_equal(batch["decoder_segment_ids"], [[1, 1, 1], [1, 1, 0]])
-    np.testing.assert_array_equal(batch["lm_targets"], [[41, 42, 1], [40, 1, 0]])
-    np.testing.assert_array_equal(batch["lm_weights"], [[1, 1, 1], [0.5, 0.5, 0]])
+    np.testing.assert_array_equal(batch["targets"]["lm"].ids, [[41, 42, 1], [40, 1, 0]])
+    np.testing.assert_array_equal(batch["targets"]["lm"].weights, [[1, 1, 1], [0.5, 0.5, 0]])
 
 
 def test_text_to_text_scores_are_label_log_likelihoods():
@@ -60,18 +60,19 @@ def test_text_to_text_scores_are_label_log_likelihoods():
     texts = [[17, 52, 9], [21, 22, 23, 24, 25]]
     scores = np.asarray(nnx.jit(fmt.scores)(model, fmt.batch(texts, np.zeros(2, np.int32), np.ones(2))))
     assert scores.shape == (2, 3)
-    forward = nnx.jit(lambda m, batch: jax.nn.log_softmax(m(batch)["lm_logits"], axis=-1))
+    forward = nnx.jit(lambda m, batch: jax.nn.log_softmax(m(batch).logits["lm"], axis=-1))
     for k in range(3):
         batch = fmt.batch(texts, np.full(2, k), np.ones(2))
         log_probs = forward(model, batch)
-        picked = np.take_along_axis(np.asarray(log_probs), batch["lm_targets"][..., None], axis=-1)[..., 0]
-        np.testing.assert_allclose(scores[:, k], (picked * batch["lm_weights"]).sum(-1), rtol=1e-5, atol=1e-5)
+        picked = np.take_along_axis(np.asarray(log_probs), batch["targets"]["lm"].ids[..., None], axis=-1)[..., 0]
+        np.testing.assert_allclose(scores[:, k], (picked * batch["targets"]["lm"].weights).sum(-1), rtol=1e-5,
+                                   atol=1e-5)
     assert len(set(np.argmax(scores, axis=-1).tolist()) - {0, 1, 2}) == 0
 
 
 def test_mean_pooling_averages_the_real_tokens_only():
     c = get_config().model
-    c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout = 1, 8, 2, 16, 0.0
+    c.family, c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout = "encoder", 1, 8, 2, 16, 0.0
     spec = spec_from_config(c, SPECIALS.vocab_size)
     with nnx.use_eager_sharding(False):
         head = ClassificationHead(spec, 3, pooling="mean", rngs=nnx.Rngs(0))
@@ -87,6 +88,7 @@ def test_mean_pooling_averages_the_real_tokens_only():
 
 def test_pooling_choice_per_family():
     c = get_config().model
+    c.family = "encoder"
     encoder = spec_from_config(c, SPECIALS.vocab_size)
     assert formats.make_format(encoder, SPECIALS, 8).pooling == "cls"
     mean = formats.make_format(encoder, SPECIALS, 8, pooling="mean")

@@ -29,7 +29,7 @@ def build_tiny(family: str, seed: int = 0, **overrides) -> nnx.Module:
 
 @nnx.jit
 def _forward(model, batch):
-    return model(batch)["lm_logits"]
+    return model(batch).logits["lm"]
 
 
 _sample = jax.jit(sample_logits)

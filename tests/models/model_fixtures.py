@@ -5,6 +5,7 @@ import numpy as np
 from flax import nnx
 
 from configs.base import get_config
+from pretrain_jax.batch import Targets
 from pretrain_jax.models import build_model
 
 VOCAB = 100
@@ -55,8 +56,8 @@ def family_batch(family: str, seed: int = 0) -> dict:
             "inputs": tokens, "segment_ids": seg, "positions": pos,
             "token_type_ids": jnp.zeros_like(tokens).at[:, 3:].set(1),
             "mlm_positions": jnp.array([[1, 3, 6, 9], [0, 2, 7, 15]], jnp.int32),
-            "mlm_targets": jnp.array([[20, 21, 22, 23], [24, 25, 26, 27]], jnp.int32),
-            "mlm_weights": jnp.ones((2, 4), jnp.float32),
+            "targets": {"mlm": Targets(jnp.array([[20, 21, 22, 23], [24, 25, 26, 27]], jnp.int32),
+                                       jnp.ones((2, 4), jnp.float32))},
         }
     if family == "decoder":
         return {"inputs": tokens, "segment_ids": seg, "positions": pos}

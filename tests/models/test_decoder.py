@@ -12,13 +12,13 @@ def model():
 
 
 def logits(model, batch):
-    return np.asarray(forward(model, batch)["lm_logits"])
+    return np.asarray(forward(model, batch).logits["lm"])
 
 
 def test_shape(model):
     out = forward(model, family_batch("decoder"))
-    assert set(out) == {"lm_logits"}
-    assert out["lm_logits"].shape == (2, 16, VOCAB) and out["lm_logits"].dtype == jnp.float32
+    assert set(out.logits) == {"lm"} and out.targets == {}
+    assert out.logits["lm"].shape == (2, 16, VOCAB) and out.logits["lm"].dtype == jnp.float32
 
 
 def test_future_tokens_do_not_leak(model):

@@ -26,11 +26,11 @@ def test_scatter_at_skips_padded_predictions():
 def test_outputs_and_shapes(model):
     batch = family_batch("electra")
     out = forward(model, batch)
-    assert set(out) == {"mlm_logits", "rtd_logits", "rtd_targets", "rtd_weights"}
-    assert out["mlm_logits"].shape == (2, 4, VOCAB) and out["mlm_logits"].dtype == jnp.float32
-    assert out["rtd_logits"].shape == (2, 16, 2) and out["rtd_logits"].dtype == jnp.float32
-    assert out["rtd_targets"].dtype == jnp.int32 and out["rtd_weights"].dtype == jnp.float32
-    np.testing.assert_array_equal(out["rtd_weights"], np.asarray(batch["segment_ids"]) > 0)
+    assert set(out.logits) == {"mlm", "rtd"} and set(out.targets) == {"rtd"}
+    assert out.logits["mlm"].shape == (2, 4, VOCAB) and out.logits["mlm"].dtype == jnp.float32
+    assert out.logits["rtd"].shape == (2, 16, 2) and out.logits["rtd"].dtype == jnp.float32
+    assert out.targets["rtd"].ids.dtype == jnp.int32 and out.targets["rtd"].weights.dtype == jnp.float32
+    np.testing.assert_array_equal(out.targets["rtd"].weights, np.asarray(batch["segment_ids"]) > 0)
     assert model.generator.blocks[0].mlp.wi.kernel.shape == (8, 16)  # a quarter of 32 and 64
     assert model.discriminator.blocks[0].mlp.wi.kernel.shape == (32, 64)
 
@@ -40,18 +40,19 @@ def test_replacements_and_targets():
     position, and a position whose original is 20 counts as not replaced."""
     model = build_family("electra", seed=1)
     model.generator_head.bias[...] = model.generator_head.bias[...].at[20].set(1e4)
-    batch = family_batch("electra")  # mlm_targets row 0: [20, 21, 22, 23] at positions [1, 3, 6, 9]
-    batch["mlm_weights"] = batch["mlm_weights"].at[1, 3].set(0.0)  # padded prediction at position 15
+    batch = family_batch("electra")  # mlm target ids row 0: [20, 21, 22, 23] at positions [1, 3, 6, 9]
+    mlm = batch["targets"]["mlm"]
+    batch["targets"]["mlm"] = mlm._replace(weights=mlm.weights.at[1, 3].set(0.0))  # padded prediction at position 15
     out = forward(model, batch)
     expected = np.zeros((2, 16), np.int32)
     expected[0, [3, 6, 9]] = 1
     expected[1, [0, 2, 7]] = 1
-    np.testing.assert_array_equal(out["rtd_targets"], expected)
+    np.testing.assert_array_equal(out.targets["rtd"].ids, expected)
     corrupted = np.asarray(batch["inputs"]).copy()
     corrupted[0, [1, 3, 6, 9]] = 20
     corrupted[1, [0, 2, 7]] = 20
     hidden = encode(model, dict(batch, inputs=jnp.asarray(corrupted)))
-    np.testing.assert_allclose(model.rtd_head(hidden), out["rtd_logits"], atol=1e-5)
+    np.testing.assert_allclose(model.rtd_head(hidden), out.logits["rtd"], atol=1e-5)
 
 
 

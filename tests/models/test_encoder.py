@@ -9,6 +9,8 @@ import pytest
 from flax import nnx
 from model_fixtures import SEGMENTS, VOCAB, build_tiny, encode, forward, packed_row_arrays
 
+from pretrain_jax.batch import ModelOutput, Targets
+
 DOC1, DOC2, PAD = slice(0, 5), slice(5, 11), slice(11, 16)
 
 
@@ -20,12 +22,10 @@ def encoder_batch(seed=0, nsp=True):
         "positions": pos,
         "token_type_ids": jnp.zeros_like(tokens).at[:, 3:].set(1),
         "mlm_positions": jnp.array([[1, 3, 6, 9], [0, 2, 7, 15]], jnp.int32),
-        "mlm_targets": jnp.full((2, 4), 20, jnp.int32),
-        "mlm_weights": jnp.ones((2, 4), jnp.float32),
+        "targets": {"mlm": Targets(jnp.full((2, 4), 20, jnp.int32), jnp.ones((2, 4), jnp.float32))},
     }
     if nsp:
-        batch["nsp_targets"] = jnp.array([0, 1], jnp.int32)
-        batch["nsp_weights"] = jnp.ones((2,), jnp.float32)
+        batch["targets"]["nsp"] = Targets(jnp.array([0, 1], jnp.int32), jnp.ones((2,), jnp.float32))
     return batch
 
 
@@ -36,9 +36,9 @@ def model(request):
 
 def test_output_shapes_and_dtypes(model):
     out = forward(model, encoder_batch())
-    assert out["mlm_logits"].shape == (2, 4, VOCAB) and out["mlm_logits"].dtype == jnp.float32
-    assert out["nsp_logits"].shape == (2, 2) and out["nsp_logits"].dtype == jnp.float32
-    assert set(forward(model, encoder_batch(nsp=False))) == {"mlm_logits"}
+    assert out.logits["mlm"].shape == (2, 4, VOCAB) and out.logits["mlm"].dtype == jnp.float32
+    assert out.logits["nsp"].shape == (2, 2) and out.logits["nsp"].dtype == jnp.float32
+    assert set(forward(model, encoder_batch(nsp=False)).logits) == {"mlm"}
 
 
 def test_documents_and_padding_are_isolated(model):
@@ -55,7 +55,7 @@ def test_documents_and_padding_are_isolated(model):
     assert np.abs(hidden2[0, DOC2] - hidden[0, DOC2]).max() > 1e-3
     np.testing.assert_allclose(hidden2[1], hidden[1], atol=1e-6)
     # mlm positions 1, 3 of row 0 lie in document 1.
-    mlm, mlm2 = forward(model, batch)["mlm_logits"], forward(model, changed)["mlm_logits"]
+    mlm, mlm2 = forward(model, batch).logits["mlm"], forward(model, changed).logits["mlm"]
     np.testing.assert_allclose(mlm2[0, :2], mlm[0, :2], atol=1e-6)
     # Padding alone changed: every real token is unchanged.
     inputs = np.asarray(batch["inputs"]).copy()
@@ -95,7 +95,7 @@ def test_relative_positions_replace_the_table():
 
 def test_bfloat16_with_factorized_embedding():
     out = forward(build_tiny("encoder", dtype="bfloat16", embed_dim=16), encoder_batch())
-    assert out["mlm_logits"].dtype == jnp.float32 and np.isfinite(out["mlm_logits"]).all()
+    assert out.logits["mlm"].dtype == jnp.float32 and np.isfinite(out.logits["mlm"]).all()
 
 
 def test_a_few_steps_reduce_the_loss():
@@ -105,8 +105,8 @@ def test_a_few_steps_reduce_the_loss():
 
     def loss_fn(model):
         out = forward(model, batch)
-        mlm = optax.softmax_cross_entropy_with_integer_labels(out["mlm_logits"], batch["mlm_targets"])
-        nsp = optax.softmax_cross_entropy_with_integer_labels(out["nsp_logits"], batch["nsp_targets"])
+        mlm = optax.softmax_cross_entropy_with_integer_labels(out.logits["mlm"], batch["targets"]["mlm"].ids)
+        nsp = optax.softmax_cross_entropy_with_integer_labels(out.logits["nsp"], batch["targets"]["nsp"].ids)
         return mlm.mean() + nsp.mean()
 
     @nnx.jit
@@ -135,16 +135,16 @@ def test_the_last_block_at_the_read_positions_equals_the_full_encoder(model, nor
         hidden = model.encode(batch)
         mlm = model.mlm_head(jnp.take_along_axis(hidden, batch["mlm_positions"][..., None], axis=1),
                              model.embeddings.token)
-        return {"mlm_logits": mlm, "nsp_logits": model.nsp_head(hidden, batch["segment_ids"])}
+        return ModelOutput({"mlm": mlm, "nsp": model.nsp_head(hidden, batch["segment_ids"])}, {})
 
     def loss(outputs):
-        return outputs["mlm_logits"].std() + outputs["nsp_logits"].std()
+        return outputs.logits["mlm"].std() + outputs.logits["nsp"].std()
 
     expected, got = nnx.jit(from_full)(model), forward(model, batch)
-    for name in ("mlm_logits", "nsp_logits"):
-        np.testing.assert_allclose(got[name], expected[name], atol=2e-5)
+    for name in ("mlm", "nsp"):
+        np.testing.assert_allclose(got.logits[name], expected.logits[name], atol=2e-5)
     grads_full = nnx.jit(nnx.grad(lambda m: loss(from_full(m))))(model)
     grads_at = nnx.jit(nnx.grad(lambda m: loss(m(batch))))(model)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5), grads_at, grads_full)
-    mlm_only = forward(model, encoder_batch(nsp=False))["mlm_logits"]
-    np.testing.assert_allclose(mlm_only, expected["mlm_logits"], atol=2e-5)
+    mlm_only = forward(model, encoder_batch(nsp=False)).logits["mlm"]
+    np.testing.assert_allclose(mlm_only, expected.logits["mlm"], atol=2e-5)

@@ -12,7 +12,7 @@ def model():
 
 
 def logits(model, batch):
-    return np.asarray(forward(model, batch)["lm_logits"])
+    return np.asarray(forward(model, batch).logits["lm"])
 
 
 def test_shape_and_sentinels(model):
@@ -21,9 +21,9 @@ def test_shape_and_sentinels(model):
     # The top id (the first T5 sentinel) embeds like any other.
     batch["encoder_inputs"] = batch["encoder_inputs"].at[0, 2].set(VOCAB - 1)
     out = forward(model, batch)
-    assert set(out) == {"lm_logits"}
-    assert out["lm_logits"].shape == (2, 12, VOCAB) and out["lm_logits"].dtype == jnp.float32
-    assert np.isfinite(out["lm_logits"]).all()
+    assert set(out.logits) == {"lm"} and out.targets == {}
+    assert out.logits["lm"].shape == (2, 12, VOCAB) and out.logits["lm"].dtype == jnp.float32
+    assert np.isfinite(out.logits["lm"]).all()
 
 
 def test_decoder_is_causal(model):

@@ -11,8 +11,7 @@ from configs.base import get_config
 from pretrain_jax.models import build_classifier, build_model, count_params
 
 FAMILIES = ["encoder", "decoder", "encoder_decoder", "two_stream", "electra"]
-OUTPUT = {"encoder": "mlm_logits", "decoder": "lm_logits", "encoder_decoder": "lm_logits",
-          "two_stream": "plm_logits", "electra": "rtd_logits"}
+OUTPUT = {"encoder": "mlm", "decoder": "lm", "encoder_decoder": "lm", "two_stream": "plm", "electra": "rtd"}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -25,12 +24,12 @@ def test_names_and_dropout(family):
         assert all(isinstance(n, str) for n in names), names
     batch = family_batch(family)
     key = OUTPUT[family]
-    a, b = forward(model, batch)[key], forward(model, batch)[key]
+    a, b = forward(model, batch).logits[key], forward(model, batch).logits[key]
     np.testing.assert_array_equal(a, b)
-    c = forward_train(model, batch, nnx.Rngs(dropout=0, sample=1))[key]
+    c = forward_train(model, batch, nnx.Rngs(dropout=0, sample=1)).logits[key]
     assert np.isfinite(c).all() and np.abs(c - a).max() > 1e-4
     if family == "electra":  # replacements come from the call's 'sample' stream
-        d = forward_train(model, batch, nnx.Rngs(dropout=0, sample=2))[key]
+        d = forward_train(model, batch, nnx.Rngs(dropout=0, sample=2)).logits[key]
         assert np.abs(c - d).max() > 1e-4
 
 
@@ -39,7 +38,7 @@ def test_classifier(family, pooling):
     with nnx.use_eager_sharding(False):
         model = build_classifier(tiny_model_config(family), VOCAB, 3, pooling=pooling, rngs=nnx.Rngs(0))
     out = forward(model, family_batch(family))
-    assert out["cls_logits"].shape == (2, 3) and out["cls_logits"].dtype == jnp.float32
+    assert out.logits["cls"].shape == (2, 3) and out.logits["cls"].dtype == jnp.float32
 
 
 def test_build_model_rejects_bad_values():

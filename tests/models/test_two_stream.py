@@ -23,13 +23,13 @@ def batch():
 
 
 def logits(model, batch):
-    return np.asarray(forward(model, batch)["plm_logits"])  # row 1 predicts positions [0, 5, 15]
+    return np.asarray(forward(model, batch).logits["plm"])  # row 1 predicts positions [0, 5, 15]
 
 
 def test_shape(model, batch):
     out = forward(model, batch)
-    assert set(out) == {"plm_logits"}
-    assert out["plm_logits"].shape == (2, 3, VOCAB) and out["plm_logits"].dtype == jnp.float32
+    assert set(out.logits) == {"plm"} and out.targets == {}
+    assert out.logits["plm"].shape == (2, 3, VOCAB) and out.logits["plm"].dtype == jnp.float32
 
 
 def test_query_stream_never_sees_its_own_content(model, batch):

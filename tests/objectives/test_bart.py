@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -162,10 +163,10 @@ def test_registered_for_encoder_decoder_with_static_shapes():
     ints, bools = jax.ShapeDtypeStruct((3, 512), jnp.int32), jax.ShapeDtypeStruct((3, 512), bool)
     shapes = jax.eval_shape(fn, jax.random.key(0), PackedBatch(ints, ints, ints, ints, bools))
     encoder, decoder = ((3, 520), jnp.int32), ((3, 512), jnp.int32)
-    assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == {
+    assert {k: (v.shape, v.dtype) for k, v in flat(shapes).items()} == {
         "encoder_inputs": encoder, "encoder_segment_ids": encoder, "encoder_positions": encoder,
         "decoder_inputs": decoder, "decoder_segment_ids": decoder, "decoder_positions": decoder,
-        "lm_targets": decoder, "lm_weights": ((3, 512), jnp.float32),
+        "targets.lm.ids": decoder, "targets.lm.weights": ((3, 512), jnp.float32),
     }
     # Sentence permutation needs sentence ids; word-level infilling needs word starts.
     with pytest.raises(ValueError, match="sentence_ids"):
@@ -226,13 +227,13 @@ def test_golden_objective_default_recipe():
     np.testing.assert_array_equal(out["encoder_inputs"][0], encoder + [0] * (N - 13))
     np.testing.assert_array_equal(out["encoder_segment_ids"][0], [1] * 8 + [2] * 5 + [0] * (N - 13))
     np.testing.assert_array_equal(out["encoder_positions"][0], list(range(8)) + list(range(5)) + [0] * (N - 13))
-    np.testing.assert_array_equal(out["lm_targets"], GOLDEN.tokens)
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, GOLDEN.tokens)
     shifted = [0, 40, 41, 42, 43, 44, 45, 46, 47, 48, 0, 50, 51, 52, 53]
     np.testing.assert_array_equal(out["decoder_inputs"][0, :15], shifted)
     np.testing.assert_array_equal(out["decoder_segment_ids"], GOLDEN.segment_ids)
     np.testing.assert_array_equal(out["decoder_positions"], GOLDEN.positions)
-    np.testing.assert_array_equal(out["lm_weights"][0, :15], [1] * 15)  # EOS too: the decoder learns to stop
-    assert (out["lm_weights"][1:] == 0).all() and (out["encoder_inputs"][1:] == 0).all()
+    np.testing.assert_array_equal(out["targets"]["lm"].weights[0, :15], [1] * 15)  # EOS too: the decoder learns to stop
+    assert (out["targets"]["lm"].weights[1:] == 0).all() and (out["encoder_inputs"][1:] == 0).all()
 
 
 # ---- invariants over random packings ------------------------------------------------------------
@@ -328,10 +329,10 @@ def test_objective_reconstructs_the_original_documents(seed, key):
     state, _ = noised(key, packed, permute=1.0, infill=0.3)  # the same noises, through the pipeline
     np.testing.assert_array_equal(out["encoder_inputs"], state.tokens)
     np.testing.assert_array_equal(out["encoder_segment_ids"], state.segment_ids)
-    np.testing.assert_array_equal(out["lm_targets"], packed.tokens)
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, packed.tokens)
     np.testing.assert_array_equal(out["decoder_segment_ids"], packed.segment_ids)
     np.testing.assert_array_equal(out["decoder_positions"], packed.positions)
-    np.testing.assert_array_equal(out["lm_weights"], (packed.segment_ids > 0).astype(np.float32))
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, (packed.segment_ids > 0).astype(np.float32))
     for b in range(B):
         for s in set(packed.segment_ids[b].tolist()) - {0}:
             doc = packed.segment_ids[b] == s

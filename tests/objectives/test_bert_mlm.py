@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +73,7 @@ def eligible_of(packed, specials=SPECIALS):
 
 def chosen_mask(out, seq_len):
     """(B, L) bool from the mlm_positions/mlm_weights lists."""
-    pos, w = np.asarray(out["mlm_positions"]), np.asarray(out["mlm_weights"]) > 0
+    pos, w = np.asarray(out["mlm_positions"]), np.asarray(out["targets"]["mlm"].weights) > 0
     chosen = np.zeros((pos.shape[0], seq_len), bool)
     rows = np.repeat(np.arange(pos.shape[0])[:, None], pos.shape[1], 1)
     chosen[rows[w], pos[w]] = True
@@ -112,8 +113,8 @@ def test_golden_every_eligible_token_chosen_and_masked():
     out = jitted(8, rate=0.9, max_predictions=4, mask_prob=1.0, random_prob=0.0)(jax.random.key(7), packed)
     np.testing.assert_array_equal(out["inputs"], [[4, 4, 4, 1, 4, 1, 0, 0], [0] * 8])
     np.testing.assert_array_equal(out["mlm_positions"], [[0, 1, 2, 4], [0, 0, 0, 0]])
-    np.testing.assert_array_equal(out["mlm_targets"], [[21, 40, 41, 30], [0, 0, 0, 0]])
-    np.testing.assert_array_equal(out["mlm_weights"], [[1, 1, 1, 1], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["mlm"].ids, [[21, 40, 41, 30], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["mlm"].weights, [[1, 1, 1, 1], [0, 0, 0, 0]])
     np.testing.assert_array_equal(out["segment_ids"], packed.segment_ids)
     np.testing.assert_array_equal(out["positions"], packed.positions)
     np.testing.assert_array_equal(out["token_type_ids"], np.zeros((2, 8)))
@@ -136,8 +137,8 @@ def test_golden_whole_word_skips_a_word_longer_than_the_budget():
         out = fn(jax.random.key(seed), packed)
         np.testing.assert_array_equal(out["inputs"], packed.tokens)  # mask_prob = random_prob = 0
         np.testing.assert_array_equal(out["mlm_positions"][0], [3, 5, 0, 0])
-        np.testing.assert_array_equal(out["mlm_targets"][0], [60, 70, 50, 50])
-        np.testing.assert_array_equal(out["mlm_weights"], [[1, 1, 0, 0], [1, 1, 0, 0]])
+        np.testing.assert_array_equal(out["targets"]["mlm"].ids[0], [60, 70, 50, 50])
+        np.testing.assert_array_equal(out["targets"]["mlm"].weights, [[1, 1, 0, 0], [1, 1, 0, 0]])
         assert out["mlm_positions"][1].tolist() in ([0, 1, 0, 0], [3, 4, 0, 0])
 
 
@@ -159,7 +160,7 @@ def test_fixed_count_matches_the_bert_formula_exactly():
     out = jitted(64, max_predictions=8)(jax.random.key(0), packed)
     num_eligible = eligible_of(packed).sum(1)
     expected = [min(8, max(1, round(n * 0.15)), n) for n in num_eligible.tolist()]
-    np.testing.assert_array_equal(np.asarray(out["mlm_weights"]).sum(1), expected)
+    np.testing.assert_array_equal(np.asarray(out["targets"]["mlm"].weights).sum(1), expected)
 
 
 def test_bernoulli_rate_within_three_standard_errors():
@@ -172,13 +173,13 @@ def test_bernoulli_rate_within_three_standard_errors():
     assert abs(chosen.sum() / total - 0.2) < 3 * se
     # The count varies from row to row (it is a draw, not the fixed formula).
     long_rows = eligible_of(packed).sum(1) >= 40
-    assert len(set(np.asarray(out["mlm_weights"]).sum(1)[long_rows].tolist())) > 3
+    assert len(set(np.asarray(out["targets"]["mlm"].weights).sum(1)[long_rows].tolist())) > 3
 
 
 def test_bernoulli_is_capped_at_max_predictions():
     packed = random_packed(2, 200, 64, special_prob=0.0)
     out = jitted(64, max_predictions=4, count="bernoulli", rate=0.5)(jax.random.key(2), packed)
-    counts = np.asarray(out["mlm_weights"]).sum(1)
+    counts = np.asarray(out["targets"]["mlm"].weights).sum(1)
     assert counts.max() == 4
 
 
@@ -295,12 +296,12 @@ def test_invariants_over_random_layouts(seed, case, word_start_prob, special_pro
     seq_len, rows, P, rate = 32, 8, 6, 0.4
     packed = random_packed(seed, rows, seq_len, word_start_prob=word_start_prob, special_prob=special_prob)
     out = jitted(seq_len, unit=unit, count=count, max_predictions=P, rate=rate)(jax.random.key(seed), packed)
-    assert {k: v.shape for k, v in out.items()} == {
+    assert {k: v.shape for k, v in flat(out).items()} == {
         "inputs": (rows, seq_len), "segment_ids": (rows, seq_len), "positions": (rows, seq_len),
-        "token_type_ids": (rows, seq_len), "mlm_positions": (rows, P), "mlm_targets": (rows, P),
-        "mlm_weights": (rows, P)}
+        "token_type_ids": (rows, seq_len), "mlm_positions": (rows, P), "targets.mlm.ids": (rows, P),
+        "targets.mlm.weights": (rows, P)}
     eligible = eligible_of(packed)
-    pos, w = np.asarray(out["mlm_positions"]), np.asarray(out["mlm_weights"])
+    pos, w = np.asarray(out["mlm_positions"]), np.asarray(out["targets"]["mlm"].weights)
     chosen = chosen_mask(out, seq_len)
     # Special and padding tokens are never chosen, weighted or changed; nothing unchosen changes.
     assert not (chosen & ~eligible).any()
@@ -311,7 +312,7 @@ def test_invariants_over_random_layouts(seed, case, word_start_prob, special_pro
         k = counts[b]
         assert (w[b, :k] == 1).all() and (w[b, k:] == 0).all() and (pos[b, k:] == 0).all()
         assert (np.diff(pos[b, :k]) > 0).all()
-        np.testing.assert_array_equal(out["mlm_targets"][b, :k], packed.tokens[b, pos[b, :k]])
+        np.testing.assert_array_equal(out["targets"]["mlm"].ids[b, :k], packed.tokens[b, pos[b, :k]])
         if count == "fixed":
             assert k <= budget[b]
             if unit == "token":
@@ -403,11 +404,11 @@ def test_eval_shape_depends_on_config_only():
     spec = jax.ShapeDtypeStruct((16, 128), jnp.int32)
     packed = PackedBatch(spec, spec, spec, spec, jax.ShapeDtypeStruct((16, 128), bool))
     shapes = jax.eval_shape(objective, jax.random.key(0), packed)
-    assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == {
+    assert {k: (v.shape, v.dtype) for k, v in flat(shapes).items()} == {
         "inputs": ((16, 128), jnp.int32), "segment_ids": ((16, 128), jnp.int32),
         "positions": ((16, 128), jnp.int32), "token_type_ids": ((16, 128), jnp.int32),
-        "mlm_positions": ((16, 20), jnp.int32), "mlm_targets": ((16, 20), jnp.int32),
-        "mlm_weights": ((16, 20), jnp.float32)}
+        "mlm_positions": ((16, 20), jnp.int32), "targets.mlm.ids": ((16, 20), jnp.int32),
+        "targets.mlm.weights": ((16, 20), jnp.float32)}
 
 
 def test_dynamic_masking_fresh_per_key_and_reproducible():

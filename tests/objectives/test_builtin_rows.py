@@ -78,7 +78,7 @@ def test_t5_lengths_fill_the_encoder_and_decoder_of_real_rows(corpus, module, ro
     if module is t5_span:
         raw, targets = span_corruption.compute_input_and_target_lengths(512, 0.15, 3.0)
         assert (raw + 1, targets) == (row_length, targets_length)
-    assert out["encoder_inputs"].shape == (ROWS, 512) and out["lm_targets"].shape == (ROWS, targets_length)
+    assert out["encoder_inputs"].shape == (ROWS, 512) and out["targets"]["lm"].ids.shape == (ROWS, targets_length)
     assert left_out(rows, out, corpus[0].specials) == []
     ends_in_text = rows.segment_ids[:, -1] > 0
     assert ends_in_text.sum() >= 10
@@ -104,7 +104,7 @@ def test_xlnet_targets_do_not_thin_out_at_the_end_of_real_rows(corpus):
     objective, _ = build_objective(config.objective, specials, 512)
     out = jax.device_get(jax.jit(jax.vmap(objective, in_axes=(0, None)))(jax.random.split(jax.random.key(1), 8), rows))
     targets = np.zeros((ROWS, 512))
-    where = np.nonzero(out["plm_weights"] > 0)
+    where = np.nonzero(out["targets"]["plm"].weights > 0)
     np.add.at(targets, (where[1], out["plm_positions"][where]), 1)
     ordinary = (rows.tokens >= specials.first_normal_id) & (rows.tokens < specials.normal_id_end)
     full = ordinary[:, -16:].all(1)

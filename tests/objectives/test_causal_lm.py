@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,11 +24,11 @@ def test_golden_row():
     build = causal_lm.build(get_config().objective.causal_lm, SPECIALS, 8)
     out = build(None, PackedBatch(tokens, segment_ids, positions))
     np.testing.assert_array_equal(out["inputs"], tokens)
-    np.testing.assert_array_equal(out["lm_targets"], [[52, 9, 1, 0, 8, 1, 0, 0]])
-    np.testing.assert_array_equal(out["lm_weights"], [[1, 1, 1, 0, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, [[52, 9, 1, 0, 8, 1, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, [[1, 1, 1, 0, 1, 1, 0, 0]])
     np.testing.assert_array_equal(out["segment_ids"], segment_ids)
     np.testing.assert_array_equal(out["positions"], positions)
-    assert out["lm_weights"].dtype == jnp.float32 and out["lm_targets"].dtype == jnp.int32
+    assert out["targets"]["lm"].weights.dtype == jnp.float32 and out["targets"]["lm"].ids.dtype == jnp.int32
 
 
 @settings(max_examples=60, deadline=None)
@@ -48,12 +49,12 @@ def test_no_weighted_target_crosses_a_boundary(lengths, seed):
             segment_ids[b, at : at + size], positions[b, at : at + size] = doc, np.arange(size)
             at += size
     out = jax.device_get(OBJECTIVE(jax.random.key(0), PackedBatch(tokens, segment_ids, positions)))
-    weighted = out["lm_weights"] > 0
+    weighted = out["targets"]["lm"].weights > 0
     following = np.pad(segment_ids[:, 1:], ((0, 0), (0, 1)))
     same_document = (segment_ids > 0) & (following == segment_ids)
     np.testing.assert_array_equal(weighted, same_document)  # every in-document pair, nothing else
-    np.testing.assert_array_equal(out["lm_targets"][weighted], np.pad(tokens[:, 1:], ((0, 0), (0, 1)))[weighted])
-    assert not np.any(out["lm_targets"][~weighted])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids[weighted], np.pad(tokens[:, 1:], ((0, 0), (0, 1)))[weighted])
+    assert not np.any(out["targets"]["lm"].ids[~weighted])
 
 
 def test_shapes_and_family():
@@ -63,8 +64,8 @@ def test_shapes_and_family():
     assert family == "decoder"
     packed = jax.ShapeDtypeStruct((8, 512), jnp.int32)
     shapes = jax.eval_shape(objective, jax.random.key(0), PackedBatch(packed, packed, packed))
-    assert {k: v.shape for k, v in shapes.items()} == {
-        k: (8, 512) for k in ("inputs", "segment_ids", "positions", "lm_targets", "lm_weights")
+    assert {k: v.shape for k, v in flat(shapes).items()} == {
+        k: (8, 512) for k in ("inputs", "segment_ids", "positions", "targets.lm.ids", "targets.lm.weights")
     }
 
 

@@ -28,12 +28,12 @@ def test_mask_keep_split_within_three_standard_errors():
     packed = PackedBatch(tokens, segment_ids, np.broadcast_to(np.arange(seq_len), (rows, seq_len)))
     cfg = get_config().objective.electra
     out = jax.jit(get_spec("electra").builder(cfg, SPECIALS, seq_len))(jax.random.key(0), packed)
-    assert set(out) == {"inputs", "segment_ids", "positions", "token_type_ids",
-                        "mlm_positions", "mlm_targets", "mlm_weights"}
-    weights = np.asarray(out["mlm_weights"])
+    assert set(out) == {"inputs", "segment_ids", "positions", "token_type_ids", "mlm_positions", "targets"}
+    assert set(out["targets"]) == {"mlm"}
+    weights = np.asarray(out["targets"]["mlm"].weights)
     np.testing.assert_array_equal(weights.sum(1), round(63 * 0.15))  # the BERT count: 9 of 63 eligible
     chosen_inputs = np.take_along_axis(np.asarray(out["inputs"]), np.asarray(out["mlm_positions"]), 1)[weights > 0]
-    targets = np.asarray(out["mlm_targets"])[weights > 0]
+    targets = np.asarray(out["targets"]["mlm"].ids)[weights > 0]
     n = targets.size
     masked, kept = np.mean(chosen_inputs == SPECIALS.mask), np.mean(chosen_inputs == targets)
     assert masked + kept == 1.0  # no random replacement

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packed_rows import pack_documents
@@ -86,7 +87,7 @@ def test_golden_objective_middle_loss():
     assert [int(plan.lo[0, 6]), int(plan.hi[0, 6]), bool(plan.spm[0, 6])] == [0, 0, True]
     out = jitted(16, fim_rate=1.0, loss_on="middle")(key, PackedBatch(tokens, segment_ids, positions))
     np.testing.assert_array_equal(out["inputs"], [[PRE, SUF, MID, 20, 21, 22, 23, 24, 1, PRE, SUF, 30, MID, 1, 0, 0]])
-    np.testing.assert_array_equal(out["lm_weights"], [[0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, [[0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0]])
     np.testing.assert_array_equal(out["segment_ids"], [[1] * 9 + [2] * 5 + [0] * 2])
     np.testing.assert_array_equal(out["positions"], [list(range(9)) + list(range(5)) + [0, 0]])
 
@@ -141,14 +142,14 @@ def test_every_text_token_is_kept_around_three_sentinels(rows, seed, special_pro
     following = np.pad(out["segment_ids"][:, 1:], ((0, 0), (0, 1)))
     same_document = (out["segment_ids"] > 0) & (following == out["segment_ids"])
     next_inputs = np.pad(out["inputs"][:, 1:], ((0, 0), (0, 1)))
-    np.testing.assert_array_equal(out["lm_targets"][same_document], next_inputs[same_document])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids[same_document], next_inputs[same_document])
     for b in range(4):
         ids_in, ids_out = (np.unique(x[b][x[b] > 0]) for x in (packed.segment_ids, out["segment_ids"]))
         assert len(ids_in) == len(ids_out)
         for k_in, k_out in zip(ids_in, ids_out, strict=True):
             where_in, where_out = packed.segment_ids[b] == k_in, out["segment_ids"][b] == k_out
             doc, doc_out = packed.tokens[b][where_in], out["inputs"][b][where_out]
-            weights = out["lm_weights"][b][where_out]
+            weights = out["targets"]["lm"].weights[b][where_out]
             np.testing.assert_array_equal(out["positions"][b][where_out], np.arange(len(doc_out)))
             text = len(doc) - (doc[-1] == EOS)
             if text < 1:  # nothing to cut: untouched
@@ -188,7 +189,7 @@ def test_shapes_family_and_row_budget():
     assert family == "decoder" and budget.row_length == 509 and budget.capacities == (512,)
     packed = jax.ShapeDtypeStruct((8, 509), jnp.int32)
     shapes = jax.eval_shape(objective, jax.random.key(0), PackedBatch(packed, packed, packed))
-    assert all(v.shape == (8, 512) for v in shapes.values()) and "prefix_mask" not in shapes
+    assert all(v.shape == (8, 512) for v in flat(shapes).values()) and "prefix_mask" not in shapes
     cfg.objective.fim.cut_unit = "char"
     assert build_row_budget(cfg.objective, SPECIALS, 512).row_length == 512
 

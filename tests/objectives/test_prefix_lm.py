@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packed_rows import pack_documents
@@ -35,13 +36,13 @@ def test_golden_rows():
     segment_ids = np.array([[1, 1, 1, 2, 2, 0, 0, 0]], np.int32)
     out = objective(8)(jax.random.key(0), PackedBatch(tokens, segment_ids, np.zeros_like(tokens)))
     np.testing.assert_array_equal(out["prefix_mask"], [[1, 0, 0, 0, 0, 0, 0, 0]])
-    np.testing.assert_array_equal(out["lm_targets"], [[21, 1, 0, 1, 0, 0, 0, 0]])
-    np.testing.assert_array_equal(out["lm_weights"], [[1, 1, 0, 1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, [[21, 1, 0, 1, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, [[1, 1, 0, 1, 0, 0, 0, 0]])
     tokens = np.array([[20, 21, 22, 23, 1, 30, 31, 1]], np.int32)
     segment_ids = np.array([[1, 1, 1, 1, 1, 2, 2, 2]], np.int32)
     out = objective(8)(jax.random.key(0), PackedBatch(tokens, segment_ids, np.zeros_like(tokens)))
     np.testing.assert_array_equal(out["prefix_mask"], [[1, 1, 0, 0, 0, 1, 0, 0]])  # splits 2 and 1
-    np.testing.assert_array_equal(out["lm_weights"], [[0, 1, 1, 1, 0, 1, 1, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, [[0, 1, 1, 1, 0, 1, 1, 0]])
 
 
 def test_split_is_uniform():
@@ -61,12 +62,13 @@ def test_split_is_uniform():
 def test_no_loss_in_prefix_or_across_documents(rows, seed, special_prob):
     packed = pack(rows, 32, seed, special_prob)
     out = jax.device_get(OBJECTIVE_32(jax.random.key(seed), packed))
-    segment_ids, prefix, weighted = packed.segment_ids, out["prefix_mask"], out["lm_weights"] > 0
+    segment_ids, prefix, weighted = packed.segment_ids, out["prefix_mask"], out["targets"]["lm"].weights > 0
     following = np.pad(segment_ids[:, 1:], ((0, 0), (0, 1)))
     same_document = (segment_ids > 0) & (following == segment_ids)
     next_in_prefix = np.pad(prefix[:, 1:], ((0, 0), (0, 1)))
     np.testing.assert_array_equal(weighted, same_document & ~next_in_prefix)
-    np.testing.assert_array_equal(out["lm_targets"][weighted], np.pad(packed.tokens[:, 1:], ((0, 0), (0, 1)))[weighted])
+    next_tokens = np.pad(packed.tokens[:, 1:], ((0, 0), (0, 1)))
+    np.testing.assert_array_equal(out["targets"]["lm"].ids[weighted], next_tokens[weighted])
     assert not np.any(prefix & (segment_ids == 0))
     for b in range(4):
         for k in np.unique(segment_ids[b][segment_ids[b] > 0]):
@@ -88,7 +90,7 @@ def test_shapes_and_family():
     assert family == "decoder"
     packed = jax.ShapeDtypeStruct((8, 512), jnp.int32)
     shapes = jax.eval_shape(built, jax.random.key(0), PackedBatch(packed, packed, packed))
-    assert all(v.shape == (8, 512) for v in shapes.values())
+    assert all(v.shape == (8, 512) for v in flat(shapes).values())
     assert shapes["prefix_mask"].dtype == jnp.bool_
 
 

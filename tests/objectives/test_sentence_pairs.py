@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 
 from configs.base import get_config
 from pretrain_jax.batch import PackedBatch
@@ -132,11 +133,11 @@ def test_golden_example():
             for b, (a_by_end, next_by_end, others) in enumerate(
                 [(row0_a, row0_next, row0_other), (row1_a, row1_next, row1_other)]
             ):
-                label = int(out["nsp_targets"][b])
+                label = int(out["targets"]["nsp"].ids[b])
                 got = (out["inputs"][b].tolist(), out["token_type_ids"][b].tolist())
                 assert list(got) in [list(o) for o in options(a_by_end, next_by_end, others, label, name == "sop")]
                 seen.add((b, label))
-                assert out["nsp_weights"][b] == 1
+                assert out["targets"]["nsp"].weights[b] == 1
                 np.testing.assert_array_equal(out["segment_ids"][b], np.array(got[0]) > 0)
                 np.testing.assert_array_equal(out["positions"][b], np.where(np.array(got[0]) > 0, np.arange(16), 0))
         assert seen == {(0, 0), (0, 1), (1, 0), (1, 1)}
@@ -147,8 +148,8 @@ def test_labels_are_balanced_and_pairs_are_continuations(name):
     packed, sentences = packed_documents(0)
     keys = jax.random.split(jax.random.key(1), 8)
     outs = jax.tree.map(np.asarray, over_keys(name, short_seq_prob=0.0)(keys, packed))
-    labels = np.asarray(outs["nsp_targets"]).ravel()
-    assert (np.asarray(outs["nsp_weights"]) == 1).all()
+    labels = np.asarray(outs["targets"]["nsp"].ids).ravel()
+    assert (np.asarray(outs["targets"]["nsp"].weights) == 1).all()
     n = labels.size  # 512 examples, every chunk has >= 2 sentences: labels are a fair coin
     assert abs(labels.mean() - 0.5) < 3 * np.sqrt(0.25 / n), labels.mean()
     for k in range(len(keys)):
@@ -157,7 +158,7 @@ def test_labels_are_balanced_and_pairs_are_continuations(name):
                 outs["inputs"][k, b], outs["token_type_ids"][k, b], outs["segment_ids"][k, b])
             starts = {s for s, _ in sentences[b]}
             ends = {e for _, e in sentences[b]}
-            label = outs["nsp_targets"][k, b]
+            label = outs["targets"]["nsp"].ids[k, b]
             if label == 0 or name == "sop":
                 # Same document, adjacent, cut at sentence boundaries; sop label 1 has them swapped.
                 first, second = (pos_a, pos_b) if label == 0 else (pos_b, pos_a)
@@ -177,7 +178,7 @@ def test_single_sentence_chunks_take_b_from_another_document(name):
     packed, _ = packed_documents(2)
     packed = packed._replace(sentence_ids=np.zeros_like(packed.sentence_ids))  # one sentence per document
     out = jax.tree.map(np.asarray, over_keys(name, short_seq_prob=0.0)(jax.random.split(jax.random.key(0), 8), packed))
-    assert (out["nsp_targets"] == 1).all()
+    assert (out["targets"]["nsp"].ids == 1).all()
     for b in range(ROWS):
         (row_a, _), (row_b, _) = split_pair(out["inputs"][0, b], out["token_type_ids"][0, b], out["segment_ids"][0, b])
         assert row_a == b and row_b != b
@@ -208,12 +209,12 @@ def test_not_next_never_comes_from_the_same_document_over_rows(name):
     assert packed.tokens.shape == (32, L)
     keys = jax.random.split(jax.random.key(7), 64)
     out = jax.tree.map(np.asarray, over_keys(name, short_seq_prob=0.0)(keys, packed))
-    inputs, labels = out["inputs"], out["nsp_targets"]
+    inputs, labels = out["inputs"], out["targets"]["nsp"].ids
     document_of = lambda ids: (ids - 13) // (8 * L)  # noqa: E731
     checked = 0
     for k in range(len(keys)):
         for b in range(32):
-            if out["nsp_weights"][k, b] == 0 or labels[k, b] == 0:
+            if out["targets"]["nsp"].weights[k, b] == 0 or labels[k, b] == 0:
                 continue
             seps = np.nonzero(inputs[k, b] == SEP)[0]
             a, b_half = inputs[k, b, 1 : seps[0]], inputs[k, b, seps[0] + 1 : seps[1]]
@@ -264,12 +265,12 @@ def test_mlm_on_the_pair_never_touches_cls_sep_or_padding():
     packed, _ = packed_documents(4)
     objective = jax.jit(get_spec("nsp").builder(get_config().objective.nsp, SPECIALS, L))
     out = jax.tree.map(np.asarray, objective(jax.random.key(3), packed))
-    positions, weights = np.asarray(out["mlm_positions"]), np.asarray(out["mlm_weights"])
+    positions, weights = np.asarray(out["mlm_positions"]), np.asarray(out["targets"]["mlm"].weights)
     assert weights.sum() > 0
     for b in range(ROWS):
         hit = positions[b][weights[b] > 0]
         assert (out["segment_ids"][b, hit] == 1).all()
-        assert not np.isin(np.asarray(out["mlm_targets"][b])[weights[b] > 0], [CLS, SEP, 0]).any()
+        assert not np.isin(np.asarray(out["targets"]["mlm"].ids[b])[weights[b] > 0], [CLS, SEP, 0]).any()
     assert (np.asarray(out["inputs"]) == SPECIALS.mask).sum() > 0
 
 
@@ -278,13 +279,13 @@ def test_eval_shape(name):
     objective = get_spec(name).builder(get_config().objective[name], SPECIALS, 128)
     spec = jax.ShapeDtypeStruct((8, 128), jnp.int32)
     packed = PackedBatch(spec, spec, spec, spec, jax.ShapeDtypeStruct((8, 128), bool), spec)
-    shapes = {k: (v.shape, v.dtype) for k, v in jax.eval_shape(objective, jax.random.key(0), packed).items()}
+    shapes = {k: (v.shape, v.dtype) for k, v in flat(jax.eval_shape(objective, jax.random.key(0), packed)).items()}
     P = get_config().objective[name].mlm.max_predictions
     assert shapes == {
         "inputs": ((8, 128), jnp.int32), "segment_ids": ((8, 128), jnp.int32), "positions": ((8, 128), jnp.int32),
         "token_type_ids": ((8, 128), jnp.int32), "mlm_positions": ((8, P), jnp.int32),
-        "mlm_targets": ((8, P), jnp.int32), "mlm_weights": ((8, P), jnp.float32),
-        "nsp_targets": ((8,), jnp.int32), "nsp_weights": ((8,), jnp.float32)}
+        "targets.mlm.ids": ((8, P), jnp.int32), "targets.mlm.weights": ((8, P), jnp.float32),
+        "targets.nsp.ids": ((8,), jnp.int32), "targets.nsp.weights": ((8,), jnp.float32)}
 
 
 @pytest.mark.parametrize("name, key, value, message", [

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packed_rows import pack_documents
@@ -75,7 +76,7 @@ def check_row(packed, out, b, seq_len, targets_length, density, mean, specials=S
     first that overflows; counts follow T5's formula where no special sits inside the document."""
     original = documents(packed.tokens[b], packed.segment_ids[b])
     enc = documents(out["encoder_inputs"][b], out["encoder_segment_ids"][b])
-    dec = documents(out["lm_targets"][b], out["decoder_segment_ids"][b])
+    dec = documents(out["targets"]["lm"].ids[b], out["decoder_segment_ids"][b])
     assert enc.keys() == dec.keys()
     used_inputs = used_targets = 0
     overflowed = False
@@ -108,10 +109,10 @@ def check_layout(out, b):
             assert np.array_equal(pos[seg == k], np.arange(np.sum(seg == k)))
             assert np.all(np.diff(np.flatnonzero(seg == k)) == 1)
         assert np.all(pos[seg == 0] == 0)
-    seg, targets = out["decoder_segment_ids"][b], out["lm_targets"][b]
+    seg, targets = out["decoder_segment_ids"][b], out["targets"]["lm"].ids[b]
     expected = np.where((np.roll(seg, 1) == seg) & (np.arange(len(seg)) > 0), np.roll(targets, 1), 0)
     assert np.array_equal(out["decoder_inputs"][b], np.where(seg > 0, expected, 0))
-    assert np.array_equal(out["lm_weights"][b], (seg > 0).astype(np.float32))
+    assert np.array_equal(out["targets"]["lm"].weights[b], (seg > 0).astype(np.float32))
 
 
 def test_lengths_helper_matches_t5():
@@ -148,11 +149,11 @@ def test_golden_row():
     np.testing.assert_array_equal(out["encoder_inputs"], [[20, 21, 22, 23, s, 1, 30, 31, s, 1, 0, 0]])
     np.testing.assert_array_equal(out["encoder_segment_ids"], [[1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0]])
     np.testing.assert_array_equal(out["encoder_positions"], [[0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 0, 0]])
-    np.testing.assert_array_equal(out["lm_targets"], [[s, 24, 25, 1, s, 32, 1, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, [[s, 24, 25, 1, s, 32, 1, 0]])
     np.testing.assert_array_equal(out["decoder_inputs"], [[0, s, 24, 25, 0, s, 32, 0]])
     np.testing.assert_array_equal(out["decoder_segment_ids"], [[1, 1, 1, 1, 2, 2, 2, 0]])
     np.testing.assert_array_equal(out["decoder_positions"], [[0, 1, 2, 3, 0, 1, 2, 0]])
-    np.testing.assert_array_equal(out["lm_weights"], [[1, 1, 1, 1, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].weights, [[1, 1, 1, 1, 1, 1, 1, 0]])
 
 
 def test_golden_row_fixed_key():
@@ -162,7 +163,7 @@ def test_golden_row_fixed_key():
     out = jitted(12, noise_density=0.4, mean_noise_span_length=2.0, targets_length=8)(jax.random.key(0), packed)
     # 10 tokens: 4 noise tokens in 2 spans, non-noise first, noise last.
     np.testing.assert_array_equal(out["encoder_inputs"], [[20, 21, 22, 23, 24, V - 1, 27, V - 2, 1, 0, 0, 0]])
-    np.testing.assert_array_equal(out["lm_targets"], [[V - 1, 25, 26, V - 2, 28, 29, 1, 0]])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids, [[V - 1, 25, 26, V - 2, 28, 29, 1, 0]])
 
 
 def t5_reference_mask(n, density, mean, rng):
@@ -207,14 +208,14 @@ def test_counts_per_document_follow_t5():
     out = jax.device_get(jitted(seq_len, targets_length=seq_len)(jax.random.key(2), packed))
     for b in range(len(rows)):
         check_row(packed, out, b, seq_len, seq_len, 0.15, 3.0)
-        assert len(documents(out["lm_targets"][b], out["decoder_segment_ids"][b])) == len(rows[b])
+        assert len(documents(out["targets"]["lm"].ids[b], out["decoder_segment_ids"][b])) == len(rows[b])
 
 
 def test_documents_that_overflow_are_left_out():
     """16 documents of 3 tokens + EOS, each needing 3 target slots: 6 fit in 20 decoder slots."""
     packed = pack([[4] * 16], 64, seed=3)
     out = jax.device_get(jitted(64, targets_length=20)(jax.random.key(0), packed))
-    assert sorted(documents(out["lm_targets"][0], out["decoder_segment_ids"][0])) == [1, 2, 3, 4, 5, 6]
+    assert sorted(documents(out["targets"]["lm"].ids[0], out["decoder_segment_ids"][0])) == [1, 2, 3, 4, 5, 6]
     assert sorted(documents(out["encoder_inputs"][0], out["encoder_segment_ids"][0])) == [1, 2, 3, 4, 5, 6]
     check_row(packed, out, 0, 64, 20, 0.15, 3.0)
 
@@ -285,9 +286,9 @@ def test_shapes_follow_config_alone():
         "encoder_segment_ids": (8, 512),
         "encoder_positions": (8, 512),
     }
-    for key in ("decoder_inputs", "decoder_segment_ids", "decoder_positions", "lm_targets", "lm_weights"):
-        assert shapes[key].shape == (8, 114)
-    assert shapes["lm_weights"].dtype == jnp.float32
+    for key in ("decoder_inputs", "decoder_segment_ids", "decoder_positions", "targets.lm.ids", "targets.lm.weights"):
+        assert flat(shapes)[key].shape == (8, 114)
+    assert shapes["targets"]["lm"].weights.dtype == jnp.float32
 
 
 @pytest.mark.parametrize(

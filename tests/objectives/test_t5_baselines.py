@@ -63,16 +63,16 @@ def test_golden_rows():
     key = jax.random.key(6)  # noise on 21, 22, 23: MASS and drop-tokens share the mask of a key
     mass = jitted("t5_mass", 9, noise_density=0.3)(key, packed)
     np.testing.assert_array_equal(mass["encoder_inputs"], [[20, 4, 4, 4, 1, 30, 31, 1, 0]])
-    np.testing.assert_array_equal(mass["lm_targets"], tokens)
+    np.testing.assert_array_equal(mass["targets"]["lm"].ids, tokens)
     np.testing.assert_array_equal(mass["decoder_inputs"], [[0, 20, 21, 22, 23, 0, 30, 31, 0]])
     drop = jitted("t5_drop_tokens", 9, noise="iid", noise_density=0.3, targets_length=6)(key, packed)
     np.testing.assert_array_equal(drop["encoder_inputs"], [[20, 1, 30, 31, 1, 0, 0, 0, 0]])
     np.testing.assert_array_equal(drop["encoder_segment_ids"], [[1, 1, 2, 2, 2, 0, 0, 0, 0]])
-    np.testing.assert_array_equal(drop["lm_targets"], [[21, 22, 23, 1, 1, 0]])  # no noise in doc 2: EOS only
+    np.testing.assert_array_equal(drop["targets"]["lm"].ids, [[21, 22, 23, 1, 1, 0]])  # no noise in doc 2: EOS only
     np.testing.assert_array_equal(drop["decoder_segment_ids"], [[1, 1, 1, 1, 2, 0]])
     deshuffle = jitted("t5_deshuffle", 9)(key, packed)
     np.testing.assert_array_equal(deshuffle["encoder_inputs"], [[22, 23, 21, 20, 1, 30, 31, 1, 0]])
-    np.testing.assert_array_equal(deshuffle["lm_targets"], tokens)
+    np.testing.assert_array_equal(deshuffle["targets"]["lm"].ids, tokens)
     np.testing.assert_array_equal(deshuffle["encoder_positions"], packed.positions)
 
 
@@ -105,7 +105,7 @@ def test_uniform_noise_drops_t5s_count_at_uniform_positions():
     rows each of the 20 places is dropped 3/20 of the time, within 4 standard errors."""
     packed = pack([[21, 8]] * 512, 32)
     out = jax.device_get(jitted("t5_drop_tokens", 32)(jax.random.key(4), packed))
-    targets = [documents(out["lm_targets"][b], out["decoder_segment_ids"][b]) for b in range(512)]
+    targets = [documents(out["targets"]["lm"].ids[b], out["decoder_segment_ids"][b]) for b in range(512)]
     assert all(len(t[1]) == 3 + 1 and len(t[2]) == 1 + 1 for t in targets)  # + EOS
     dropped = np.stack([np.isin(packed.tokens[b, :20], targets[b][1]) for b in range(512)])
     assert np.all(np.abs(dropped.mean(0) - 0.15) < 4 * np.sqrt(0.15 * 0.85 / 512)), dropped.mean(0)
@@ -136,8 +136,8 @@ def test_invariants_over_layouts(rows, seed, special_prob):
             for side in ("encoder", "decoder"):
                 np.testing.assert_array_equal(out[f"{side}_segment_ids"], packed.segment_ids)
                 np.testing.assert_array_equal(out[f"{side}_positions"], packed.positions)
-            np.testing.assert_array_equal(out["lm_targets"], packed.tokens)
-            np.testing.assert_array_equal(out["lm_weights"], packed.segment_ids > 0)
+            np.testing.assert_array_equal(out["targets"]["lm"].ids, packed.tokens)
+            np.testing.assert_array_equal(out["targets"]["lm"].weights, packed.segment_ids > 0)
         changed = out["encoder_inputs"] != packed.tokens
         if name == "t5_deshuffle":
             assert not np.any(changed & ~ordinary(packed.tokens))  # specials stay in place
@@ -150,7 +150,7 @@ def test_invariants_over_layouts(rows, seed, special_prob):
     for b in range(batch):
         original = documents(packed.tokens[b], packed.segment_ids[b])
         inputs = documents(drop["encoder_inputs"][b], drop["encoder_segment_ids"][b])
-        targets = documents(drop["lm_targets"][b], drop["decoder_segment_ids"][b])
+        targets = documents(drop["targets"]["lm"].ids[b], drop["decoder_segment_ids"][b])
         # Documents with fewer than 2 ordinary tokens cannot lose T5's count (at least 1, leaving 1):
         # they are left out, as in span corruption; so may the last documents be, if they overflow.
         corruptible = [k for k, doc in original.items() if ordinary(doc).sum() >= 2]
@@ -180,7 +180,7 @@ def test_shapes_and_row_lengths_follow_config_alone(name, noise, row_length, dec
     packed = jax.ShapeDtypeStruct((4, row_length), jnp.int32)
     shapes = jax.eval_shape(objective, jax.random.key(0), PackedBatch(packed, packed, packed))
     assert shapes["encoder_inputs"].shape == (4, 512)
-    assert shapes["lm_targets"].shape == shapes["decoder_inputs"].shape == (4, decoder_length)
+    assert shapes["targets"]["lm"].ids.shape == shapes["decoder_inputs"].shape == (4, decoder_length)
 
 
 @pytest.mark.parametrize(

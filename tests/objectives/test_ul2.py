@@ -99,10 +99,10 @@ def test_golden_row():
     # Document 1 drew S (a prefix of 2), document 2 an R denoiser (4 tokens: 1 noise token, 1 span).
     np.testing.assert_array_equal(out["encoder_inputs"][0, :11], [S2S, 20, 21, 1, NLU, 30, 31, 32, s, 1, 0])
     np.testing.assert_array_equal(out["encoder_segment_ids"][0, :11], [1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 0])
-    np.testing.assert_array_equal(out["lm_targets"][0, :7], [22, 23, 1, s, 33, 1, 0])
+    np.testing.assert_array_equal(out["targets"]["lm"].ids[0, :7], [22, 23, 1, s, 33, 1, 0])
     np.testing.assert_array_equal(out["decoder_inputs"][0, :7], [0, 22, 23, 0, s, 33, 0])
     np.testing.assert_array_equal(out["decoder_segment_ids"][0, :7], [1, 1, 1, 2, 2, 2, 0])
-    assert out["lm_targets"].shape == (4, 48) and not np.any(out["encoder_segment_ids"][1:])
+    assert out["targets"]["lm"].ids.shape == (4, 48) and not np.any(out["encoder_segment_ids"][1:])
 
 
 def test_mixture_rates_and_mode_tokens():
@@ -116,7 +116,7 @@ def test_mixture_rates_and_mode_tokens():
     for b in range(len(rows)):
         original = documents(packed.tokens[b], packed.segment_ids[b])
         encoder = documents(out["encoder_inputs"][b], out["encoder_segment_ids"][b])
-        targets = documents(out["lm_targets"][b], out["decoder_segment_ids"][b])
+        targets = documents(out["targets"]["lm"].ids[b], out["decoder_segment_ids"][b])
         assert encoder.keys() == targets.keys() == original.keys()
         chosen += [identify(original[k], encoder[k], targets[k]) for k in original]
     frequency = np.bincount(chosen, minlength=7) / len(chosen)
@@ -153,7 +153,7 @@ def test_documents_reassemble_over_layouts(rows, seed, special_prob):
     for b in range(batch):
         original = documents(packed.tokens[b], packed.segment_ids[b])
         encoder = documents(out["encoder_inputs"][b], out["encoder_segment_ids"][b])
-        targets = documents(out["lm_targets"][b], out["decoder_segment_ids"][b])
+        targets = documents(out["targets"]["lm"].ids[b], out["decoder_segment_ids"][b])
         assert encoder.keys() == targets.keys()
         corruptible = [k for k, doc in original.items() if np.sum((doc > SEP) & (doc < SPECIALS.normal_id_end)) >= 2]
         assert list(encoder) == corruptible[: len(encoder)]  # whole documents, up to the first that overflows
@@ -168,7 +168,7 @@ def test_shapes_follow_config_alone():
     assert family == "encoder_decoder"
     packed = jax.ShapeDtypeStruct((4, 512), jnp.int32)
     shapes = jax.eval_shape(objective, jax.random.key(0), PackedBatch(packed, packed, packed))
-    assert shapes["encoder_inputs"].shape == (4, 512) and shapes["lm_targets"].shape == (4, 512)
+    assert shapes["encoder_inputs"].shape == (4, 512) and shapes["targets"]["lm"].ids.shape == (4, 512)
     r_only = ul2_config(mean_noise_span_lengths=(3.0,), noise_densities=(0.15,), span_denoiser_rates=(1.0,))
     r_only.prefix_lm_rate = 0.0
     settings_r_only = ul2.Ul2Settings.from_config(r_only, SPECIALS, 512)

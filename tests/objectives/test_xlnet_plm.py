@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flat_batch import flat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,10 +140,10 @@ def test_registered_for_the_two_stream_family_and_built_from_config():
         "positions": ((3, 512), jnp.int32),
         "perm_ranks": ((3, 512), jnp.int32),
         "plm_positions": ((3, 85), jnp.int32),
-        "plm_targets": ((3, 85), jnp.int32),
-        "plm_weights": ((3, 85), jnp.float32),
+        "targets.plm.ids": ((3, 85), jnp.int32),
+        "targets.plm.weights": ((3, 85), jnp.float32),
     }
-    assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == expected
+    assert {k: (v.shape, v.dtype) for k, v in flat(shapes).items()} == expected
 
 
 @pytest.mark.parametrize(
@@ -179,9 +180,9 @@ def test_golden_walk_then_drop_or_top_up(num_predict):
     seen = {}
     for key in range(60):
         out = jax.device_get(objective(jax.random.key(key), GOLDEN))
-        valid = out["plm_weights"][0] > 0
+        valid = out["targets"]["plm"].weights[0] > 0
         chosen = tuple(out["plm_positions"][0][valid].tolist())
-        np.testing.assert_array_equal(out["plm_targets"][0][valid], GOLDEN_TOKENS[0][list(chosen)])
+        np.testing.assert_array_equal(out["targets"]["plm"].ids[0][valid], GOLDEN_TOKENS[0][list(chosen)])
         assert sorted(out["perm_ranks"][0][list(chosen)].tolist()) == list(range(1, num_predict + 1))
         seen[chosen] = seen.get(chosen, 0) + 1
     if num_predict == 3:
@@ -199,8 +200,8 @@ def test_same_key_same_batch_and_fresh_keys_differ():
     packed = random_packed(0, 4, SEQ)
     first, again = objective(jax.random.key(5), packed), objective(jax.random.key(5), packed)
     other = objective(jax.random.key(6), packed)
-    for key in first:
-        np.testing.assert_array_equal(first[key], again[key])
+    for key, value in flat(first).items():
+        np.testing.assert_array_equal(value, flat(again)[key])
     assert not np.array_equal(first["perm_ranks"], other["perm_ranks"])
 
 
@@ -218,7 +219,7 @@ def test_factorization_order_and_targets_invariants(seed, key):
     content, query = jax.device_get(permutation_masks(jnp.asarray(packed.segment_ids), jnp.asarray(out["perm_ranks"])))
     eligible = eligible_of(packed)
     for b in range(4):
-        seg, valid = packed.segment_ids[b], out["plm_weights"][b] > 0
+        seg, valid = packed.segment_ids[b], out["targets"]["plm"].weights[b] > 0
         positions = out["plm_positions"][b][valid]
         targets = np.zeros(SEQ, bool)
         targets[positions] = True
@@ -226,8 +227,8 @@ def test_factorization_order_and_targets_invariants(seed, key):
         # as many targets as num_predict allows (the top-up), whatever the walk found.
         assert valid.sum() == min(NUM_PREDICT, eligible[b].sum())
         assert (np.diff(positions) > 0).all() and valid[: valid.sum()].all() and eligible[b][positions].all()
-        np.testing.assert_array_equal(out["plm_targets"][b][valid], packed.tokens[b][positions])
-        assert (out["plm_targets"][b][~valid] == 0).all() and (out["plm_positions"][b][~valid] == 0).all()
+        np.testing.assert_array_equal(out["targets"]["plm"].ids[b][valid], packed.tokens[b][positions])
+        assert (out["targets"]["plm"].ids[b][~valid] == 0).all() and (out["plm_positions"][b][~valid] == 0).all()
         same_doc = (seg[:, None] == seg[None, :]) & (seg[:, None] > 0)
         q, c = query[b, 0], content[b, 0]
         assert not (q & ~same_doc).any() and not (c & ~same_doc).any()
@@ -254,7 +255,7 @@ def test_special_tokens_and_padding_are_never_targets():
     for key in range(40):
         out = jax.device_get(jitted(SEQ, num_predict=NUM_PREDICT)(jax.random.key(key), packed))
         chosen = np.zeros((4, SEQ), bool)
-        valid = out["plm_weights"] > 0
+        valid = out["targets"]["plm"].weights > 0
         chosen[np.repeat(np.arange(4)[:, None], NUM_PREDICT, 1)[valid], out["plm_positions"][valid]] = True
         assert not (chosen & ~eligible).any()
         assert (out["perm_ranks"][~chosen] == 0).all()
@@ -316,6 +317,6 @@ def test_target_rate_is_flat_over_positions_at_the_default_config():
     objective = jax.jit(jax.vmap(xlnet_plm.build(plm_config(), SPECIALS, 512), in_axes=(0, None)))
     out = jax.device_get(objective(jax.random.split(jax.random.key(0), 16), packed))
     counts = np.zeros(512)
-    np.add.at(counts, out["plm_positions"][out["plm_weights"] > 0], 1)
+    np.add.at(counts, out["plm_positions"][out["targets"]["plm"].weights > 0], 1)
     tail, body = counts[-16:].mean(), counts[:-16].mean()
     assert tail / body >= 0.9, tail / body

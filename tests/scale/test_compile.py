@@ -13,7 +13,7 @@ import os
 import jax
 import pytest
 
-from pretrain_jax import experiment, train
+from pretrain_jax import config_validation, experiment
 from pretrain_jax.config_validation import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,7 +51,7 @@ def test_train_step_compiles_ahead_of_time(name, mesh_shape):
     config.model.num_layers = 1  # Every block is sharded alike; one per stack compiles 2-4x faster.
     exp = _experiment(config, name, variant)
     state, batch = exp.abstract_state(), exp.abstract_batch()
-    lowered = exp.jit_train_step(train._loss_weights(config)).lower(state, batch)
+    lowered = exp.jit_train_step(config_validation.loss_weights(config)).lower(state, batch)
     # Sharding is decided before the backend optimises; skipping its optimisations halves compile time.
     compiled = lowered.compile(compiler_options={"xla_backend_optimization_level": 0})
     assert compiled.cost_analysis()["flops"] > 0

@@ -7,7 +7,7 @@ import optax
 from tiny_configs import overridden, project_config
 
 from pretrain_jax import experiment, losses, steps
-from pretrain_jax.batch import PackedBatch
+from pretrain_jax.batch import ModelOutput, PackedBatch, Targets
 
 
 def test_predicted_correctly_is_argmax_without_ties():
@@ -28,10 +28,31 @@ def test_predicted_correctly_ties_and_constant_logits():
 
 def test_head_sums_weight_loss_and_accuracy():
     logits = jnp.log(jnp.array([[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]]))
-    batch = {"mlm_targets": jnp.array([[0, 0]]), "mlm_weights": jnp.array([[1.0, 3.0]])}
-    sums = losses.head_sums({"mlm_logits": logits}, batch)
-    np.testing.assert_allclose(sums["mlm/loss_sum"], -np.log(0.5) - 3 * np.log(0.1), rtol=1e-6)
-    assert float(sums["mlm/correct_sum"]) == 1.0 and float(sums["mlm/weight_sum"]) == 4.0
+    batch = {"targets": {"mlm": Targets(jnp.array([[0, 0]]), jnp.array([[1.0, 3.0]]))}}
+    sums = losses.head_sums(ModelOutput({"mlm": logits}, {}), batch)
+    np.testing.assert_allclose(sums["mlm"].loss, -np.log(0.5) - 3 * np.log(0.1), rtol=1e-6)
+    assert float(sums["mlm"].correct) == 1.0 and float(sums["mlm"].weight) == 4.0
+
+
+def test_loss_and_sums_weights_heads_and_normalises_by_the_right_denominator():
+    # Two-class logits that are equal: every position's cross-entropy is ln 2. Head "a" is scored against
+    # the batch (weights 1 and 3: loss sum 4 ln2, weight 4); head "b" against the model's own targets
+    # (weight 2: loss sum 2 ln2), so the model's targets win over the batch's "b".
+    zeros = jnp.zeros((1, 2, 2))
+    output = ModelOutput({"a": zeros, "b": zeros[:, :1]},
+                         {"b": Targets(jnp.array([[1]]), jnp.array([[2.0]]))})
+    batch = {"targets": {"a": Targets(jnp.array([[0, 1]]), jnp.array([[1.0, 3.0]])),
+                         "b": Targets(jnp.array([[0]]), jnp.array([[0.0]]))}}
+    ln2 = np.log(2.0)
+    # Whole batch: mean ln2 per head, b weighted 50: ln2 + 50 ln2.
+    total, sums = losses.loss_and_sums(output, batch, {"b": 50.0})
+    np.testing.assert_allclose(float(total), 51 * ln2, rtol=1e-6)
+    np.testing.assert_allclose([float(sums["a"].loss), float(sums["b"].loss)], [4 * ln2, 2 * ln2], rtol=1e-6)
+    assert float(sums["b"].weight) == 2.0 and float(sums["a"].correct) == 0.0  # Ties count for no class.
+    # One microbatch of 2 whose batch has a's weight 8: a gives 4 ln2 / 8; b (known only to the model)
+    # is normalised within the microbatch and halved: 50 * (2 ln2 / 2) / 2.
+    total, _ = losses.loss_and_sums(output, batch, {"b": 50.0}, denominators={"a": jnp.float32(8)}, microbatches=2)
+    np.testing.assert_allclose(float(total), 0.5 * ln2 + 25 * ln2, rtol=1e-6)
 
 
 def test_loss_weights_scale_that_heads_gradient():

@@ -21,7 +21,8 @@ def test_a_nan_at_a_chosen_step_skips_that_update(make_tiny_bert_config, tmp_pat
     def poisoned(rng, packed):  # NaN loss weights on the batch whose first position is marked.
         batch = exp.objective_fn(rng, packed)
         marked = packed.positions[0, 0] == 99
-        return {**batch, "mlm_weights": batch["mlm_weights"] * jnp.where(marked, jnp.nan, 1.0)}
+        mlm = batch["targets"]["mlm"]
+        return {**batch, "targets": {"mlm": mlm._replace(weights=mlm.weights * jnp.where(marked, jnp.nan, 1.0))}}
 
     step = jax.jit(steps.make_train_step(poisoned, exp.graphdef, exp.tx, config.seed, {}))
     loader = pipeline.make_loader(config.data, exp.tokenizer, docs, split_is_train=True, seed=0)

@@ -39,23 +39,3 @@ def builtin_documents(builtin_cache_dir):
     """The whole built-in corpus, collected (~3 s) into a fresh cache, once per session."""
     return builtin_corpus.load_builtin_corpus(builtin_cache_dir)
 
-
-# The test files that take the longest (worker seconds on 2 cores, from `pytest --durations=0`), heaviest first.
-# Run first, so the two xdist workers (`--dist loadfile`: a file stays on one worker) each start on a long
-# file and end on short ones, instead of one worker finishing alone on a long file that came last.
-LONGEST_FILES = (
-    "tests/configs/test_tiny_configs_train.py",
-    "tests/notebooks/test_notebooks.py",
-    "tests/scale/test_compile.py",
-    "tests/scale/test_multihost.py",
-    "tests/train/test_trainer.py",
-    "tests/models/test_encoder.py",
-    "tests/scale/test_step.py",
-    "tests/train/test_reliability_cli.py",
-)
-
-
-def pytest_collection_modifyitems(items):
-    """Longest files first (in LONGEST_FILES order); every other file after them, in collection order."""
-    rank = {path: index for index, path in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

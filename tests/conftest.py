@@ -1,7 +1,8 @@
-"""Test setup: 8 fake CPU devices, so sharding code runs as it would on a real mesh, and one
-persistent compilation cache for the whole session and the processes it starts (notebooks, CLI
-runs, multi-process runs): many tests build the same tiny programs again, and a cache hit loads one
-instead of compiling it (each test still builds its own jitted functions)."""
+"""Test setup: 8 fake CPU devices, so sharding code runs as it would on a real mesh; XLA's backend
+optimisations off, since the tests are compile-bound; and one persistent compilation cache for the
+whole session and the processes it starts (notebooks, CLI runs, multi-process runs): many tests build
+the same tiny programs again, and a cache hit loads one instead of compiling it (each test still
+builds its own jitted functions)."""
 
 import atexit
 import os
@@ -12,6 +13,10 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests are compile-bound (tiny shapes, few steps): skipping XLA's backend optimisations cuts compile time
+# by about a third (configs/bart_denoise.py's train step: 22 s to 14 s on 2 cores). Every test, and every
+# process it starts, compiles the same way, so runs compared with each other stay comparable.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache = tempfile.mkdtemp(prefix="pretrain_jax_tests_compilation_cache_")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)

@@ -21,6 +21,7 @@ setup(
         "tensorboardX>=2.6",
         "numpy>=1.26",
         "scipy>=1.11",
+        "seqeval>=1.2",  # Entity-level F1 for token tagging (finetune/entity_metrics.py).
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6", "nbformat>=5.9",

@@ -1,4 +1,5 @@
-"""Per-step train losses of tiny runs, one per model family and one fine-tuning run: a refactor's check.
+"""Per-step train losses of tiny runs, one per model family, one fine-tuning run and the BiLSTM baseline:
+a refactor's check.
 
     python benchmarks/step_losses.py --out /tmp/before.json          # on the old code
     python benchmarks/step_losses.py --compare /tmp/before.json      # on the new code: prints the differences
@@ -6,8 +7,8 @@
 Each run is configs/<name>.py:tiny shrunk to 2 layers of width 32, rows of 64 tokens, batch 8, on the
 built-in corpus with one shared 512-id tokenizer, for --steps steps (the losses come from the run's
 metrics.jsonl, the same numbers its progress line prints). The fine-tuning run classifies whether a text
-holds a keyword, starting from the bert_mlm run's checkpoint. `--microbatches 2` runs every pre-training
-config with gradient accumulation.
+holds a keyword, starting from the bert_mlm run's checkpoint; the BiLSTM baseline learns the same task.
+`--microbatches 2` runs every pre-training config with gradient accumulation.
 """
 
 import argparse
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from configs.finetune import classify  # noqa: E402
 from pretrain_jax import train  # noqa: E402
+from pretrain_jax.baselines import bilstm  # noqa: E402
 from pretrain_jax.data import corpus  # noqa: E402
 from pretrain_jax.data import tokenizer as tokenizer_lib  # noqa: E402
 from pretrain_jax.finetune import classification  # noqa: E402
@@ -94,7 +96,21 @@ def run_all(steps: int, microbatches: int) -> dict[str, list[float]]:
     classification.run(c, workdir)
     results["finetune"] = step_losses(workdir)
     print("finetune", results["finetune"], flush=True)
+    workdir = os.path.join(root, "bilstm")
+    train_bilstm(tokenizer_lib.load_or_train(base.tokenizer, root, None), c.train_file, workdir)
+    results["bilstm"] = step_losses(workdir)
+    print("bilstm", results["bilstm"], flush=True)
     return results
+
+
+def train_bilstm(tokenizer, train_file: str, workdir: str) -> None:
+    """The BiLSTM baseline on the keyword task: random 16-wide embeddings, one epoch of 4 batches of 16."""
+    with open(train_file) as f:
+        examples = [(r["text"], ["absent", "present"].index(r["label"])) for r in map(json.loads, f)]
+    config = bilstm.default_config()
+    config.hidden_size, config.max_length, config.num_epochs, config.batch_size = 16, 16, 1, 16
+    embeddings = np.random.default_rng(0).standard_normal((tokenizer.vocab_size, 16)).astype(np.float32)
+    bilstm.train(examples, tokenizer, embeddings, config, 2, workdir)
 
 
 def main() -> None:

@@ -169,6 +169,8 @@ def get_config(arg=None):
     c.train.restart = False  # Start over when no checkpoint of the workdir can be restored (old ones are moved aside).
     c.train.microbatches = 1  # Gradient accumulation: each global batch runs as this many microbatches, one update.
     c.train.peak_flops_per_device = 0.0  # Peak FLOP/s per device for MFU (0 = by device kind or measured; -1 = no MFU).
+    c.train.profile_steps = 0  # Steps to trace with jax.profiler into WORKDIR/profile (0 = no trace).
+    c.train.profile_after = 5  # Trace from this many steps into the invocation (compiling stays out).
 
     c.mesh = ml_collections.ConfigDict()
     c.mesh.data = -1  # Devices on the data axis (-1 = all devices not used by the other axes).

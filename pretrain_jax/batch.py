@@ -67,3 +67,10 @@ class ModelOutput(NamedTuple):
 # heads' targets are typed data under "targets": {head: Targets}, e.g. {"mlm": Targets(ids, weights)}.
 ModelBatch = dict[str, Any]
 TARGETS = "targets"  # The ModelBatch key of {head: Targets}.
+
+
+def batch_shapes(batch: ModelBatch) -> dict:
+    """A ModelBatch's (or its eval_shape's) shapes: {input key: shape} and {"targets": {head: shape of its ids}}."""
+    shapes = {k: tuple(v.shape) for k, v in batch.items() if k != TARGETS}
+    shapes[TARGETS] = {h: tuple(t.ids.shape) for h, t in batch.get(TARGETS, {}).items()}
+    return shapes

@@ -73,6 +73,8 @@ def validate(config: ml_collections.ConfigDict) -> objectives.BuiltObjective:
     _require(t.stop_after_steps >= 0, f"train.stop_after_steps={t.stop_after_steps} must be >= 0 (0 = never)")
     _require(t.checkpoint_every >= 1, f"train.checkpoint_every={t.checkpoint_every} must be >= 1")
     _require(t.nonfinite in ("stop", "skip"), f"train.nonfinite={t.nonfinite!r}: use 'stop' or 'skip'")
+    profile = (t.get("profile_steps", 0), t.get("profile_after", 0))  # Configs saved before they existed lack them.
+    _require(min(profile) >= 0, f"train.profile_steps and train.profile_after={profile} must be >= 0")
     _require(t.keep_checkpoints >= 1, f"train.keep_checkpoints={t.keep_checkpoints} must be >= 1")
     loss_weights(config)
     check_family(config, get_spec(config.objective.name).family)

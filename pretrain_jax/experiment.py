@@ -21,7 +21,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pretrain_jax import config_validation, distributed, models, objectives, optim, row_budget, sharding, steps
-from pretrain_jax.batch import TARGETS, PackedBatch
+from pretrain_jax.batch import PackedBatch, batch_shapes
 from pretrain_jax.data import corpus
 from pretrain_jax.data import tokenizer as tokenizer_lib
 from pretrain_jax.specials import SpecialIds
@@ -57,8 +57,8 @@ class Experiment:
         `train_documents` (a sequence of str) is needed only when no tokenizer exists yet. `devices`:
         the mesh's devices (default: all of them, on every process). read_only: the workdir's tokenizer
         must exist; nothing is created or written. A caller that has already validated the config,
-        made the mesh or loaded the tokenizer passes them (`objective`: what `validate` returned), so
-        start-up does each once.
+        made the mesh (and checked the batch splits over it) or loaded the tokenizer passes them
+        (`objective`: what `validate` returned), so start-up does each once.
         """
         objective = objective or config_validation.validate(config)
         if read_only:
@@ -68,7 +68,7 @@ class Experiment:
         else:
             os.makedirs(workdir, exist_ok=True)
             tokenizer = _load_or_train_tokenizer(config, workdir, train_documents, tokenizer)
-        return cls._build(config, workdir, tokenizer, objective, mesh or sharding.make_mesh(config.mesh, devices))
+        return cls._build(config, workdir, tokenizer, objective, mesh or _make_mesh(config, devices))
 
     @classmethod
     def for_shapes(cls, config: ml_collections.ConfigDict, *,
@@ -76,14 +76,13 @@ class Experiment:
         """The experiment with special ids laid out from config.tokenizer, without a tokenizer or data:
         enough to build, shard and compile the train step, not to read text."""
         objective = config_validation.validate(config)
-        return cls._build(config, "", None, objective, sharding.make_mesh(config.mesh, devices))
+        return cls._build(config, "", None, objective, _make_mesh(config, devices))
 
     @classmethod
     def _build(cls, config, workdir, tokenizer, objective: objectives.BuiltObjective, mesh: Mesh) -> "Experiment":
         specials = objective.specials if tokenizer is None else tokenizer.specials
         if specials != objective.specials:  # A tokenizer whose id layout differs from config.tokenizer's.
             objective = objectives.build(config.objective, specials, config.data.seq_len)
-        check_batch_split(config, mesh)
         abstract_model = nnx.eval_shape(lambda: _build_model(config, specials.vocab_size, 0))
         graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
         param_shardings = sharding.param_shardings(abstract_params, mesh)
@@ -129,10 +128,7 @@ class Experiment:
     def model_batch_shapes(self) -> dict:
         """Shapes of the ModelBatch the objective makes from one global train batch (nothing runs):
         {input key: shape} and {"targets": {head: shape of its ids}}."""
-        batch = jax.eval_shape(self.objective_fn, jax.random.key(0), self.abstract_batch())
-        shapes = {k: tuple(v.shape) for k, v in batch.items() if k != TARGETS}
-        shapes[TARGETS] = {h: tuple(t.ids.shape) for h, t in batch.get(TARGETS, {}).items()}
-        return shapes
+        return batch_shapes(jax.eval_shape(self.objective_fn, jax.random.key(0), self.abstract_batch()))
 
     def model_spec(self) -> models.ModelSpec:
         return models.spec_from_config(self.config.model, self.vocab_size)
@@ -175,6 +171,12 @@ def _load_or_train_tokenizer(config, workdir: str, train_documents,
         loaded = tokenizer_lib.load_or_train(config.tokenizer, workdir, train_documents)
     distributed.barrier("tokenizer")
     return loaded
+
+
+def _make_mesh(config, devices) -> Mesh:
+    mesh = sharding.make_mesh(config.mesh, devices)
+    check_batch_split(config, mesh)
+    return mesh
 
 
 def check_batch_split(config, mesh: Mesh) -> None:

@@ -92,6 +92,8 @@ def forward_flops_per_row(spec: ModelSpec, batch_shapes: dict[str, tuple[int, ..
         enc_len, dec_len = batch_shapes["encoder_inputs"][1], batch_shapes["decoder_inputs"][1]
         return _stack(spec, enc_len) + _stack(spec, dec_len, cross_len=enc_len) + _lm_head(spec, dec_len)
     length = batch_shapes["inputs"][1]
+    if "cls" in batch_shapes.get(TARGETS, {}):  # A fine-tuned classifier: the pooled state's pooler only
+        return _stack(spec, length) + 2 * d * d  # (its d_model x classes layer is under 1% and left out).
     if spec.family == "decoder":
         return _stack(spec, length) + _lm_head(spec, length)
     if spec.family == "two_stream":

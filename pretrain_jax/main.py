@@ -112,7 +112,7 @@ def _is_expected(error: BaseException) -> bool:
     permission denied) counts wherever it comes from.
     """
     from pretrain_jax.checkpoint import DISK_ERRNOS, CheckpointError
-    from pretrain_jax.train import NonFiniteError
+    from pretrain_jax.loop import NonFiniteError
 
     if isinstance(error, NonFiniteError | CheckpointError):
         return True

@@ -1,23 +1,20 @@
 """The one trainer: `run(config, workdir)` trains any registered objective on its model family.
 
-The loop body is "next batch, step, hooks" (progress line, eval, checkpoint). A workdir that already
+It sets up, then runs loop.run with its hooks (progress line, eval, checkpoint). A workdir that already
 holds a checkpoint is resumed: same parameters, optimizer state, data position and random keys, so
 the resumed run continues exactly as the uninterrupted one would have. SIGTERM and Ctrl-C save a
 checkpoint at the next step boundary and return; in a multi-process run every process stops at the
-same step (see StopRequest). Everything that can be checked without writing (config, resume
+same step (see loop.StopRequest). Everything that can be checked without writing (config, resume
 compatibility, an existing tokenizer) is checked before the workdir is touched.
 """
 
 import os
-import signal
 import time
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from absl import logging
-from jax.experimental import multihost_utils
 
 from pretrain_jax import (
     checkpoint,
@@ -26,7 +23,7 @@ from pretrain_jax import (
     evaluation,
     experiment,
     flops,
-    losses,
+    loop,
     metrics,
     sharding,
     workdirs,
@@ -34,60 +31,6 @@ from pretrain_jax import (
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus, pipeline
 from pretrain_jax.data import tokenizer as tokenizer_lib
-
-
-class StopRequest:
-    """Turns SIGTERM / SIGINT into a decision, taken at a step boundary, to save a checkpoint and stop.
-
-    One process: a signal sets a flag that `should_stop(step)` returns. Several processes must stop at
-    the same step (saving is a collective), whichever of them got the signal, so the decision is
-    agreed: with JAX's preemption service (on by default with jax.distributed) SIGTERM is left to it;
-    it tells every process, and `multihost_utils.reached_preemption_sync_point(step)` is True at the
-    same step on all of them. A Ctrl-C is passed on to it as a SIGTERM. Without the service
-    (jax_enable_preemption_service=False) the processes all-gather their flags at every step.
-    """
-
-    def __init__(self):
-        self.signal_name: str | None = None
-        self._previous = {}
-        self._multi_process = False
-        self._preemption_service = False
-
-    def __enter__(self):
-        self._multi_process = jax.process_count() > 1
-        self._preemption_service = self._multi_process and bool(jax.config.jax_enable_preemption_service)
-        # JAX's preemption service catches SIGTERM itself; a Python handler would hide it from the service.
-        signals = (signal.SIGINT,) if self._preemption_service else (signal.SIGTERM, signal.SIGINT)
-        for sig in signals:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        del frame
-        if self.signal_name is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # A second Ctrl-C stops at once.
-        self.signal_name = signal.Signals(signum).name
-        logging.warning("%s received: saving a checkpoint at the next step boundary", self.signal_name)
-        if self._preemption_service:
-            os.kill(os.getpid(), signal.SIGTERM)  # A preemption notice the service shares with every process.
-
-    def should_stop(self, step: int) -> bool:
-        """Whether to save and stop after `step`; every process calls it at every step, and all get the same answer."""
-        if not self._multi_process:
-            return self.signal_name is not None
-        if self._preemption_service:
-            if not multihost_utils.reached_preemption_sync_point(step):
-                return False
-            self.signal_name = self.signal_name or "a preemption notice (SIGTERM) to one of the processes"
-            return True
-        flags = multihost_utils.process_allgather(np.int32(self.signal_name is not None))
-        if self.signal_name is None and np.any(flags):
-            self.signal_name = "a signal to another process"
-        return bool(np.any(flags))
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _make_loader(exp: experiment.Experiment, documents, *, train: bool, batch_size: int):
@@ -167,7 +110,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     eval_docs = corpus.load_documents(config.data, config.data.eval_split, workdir)
     exp = experiment.Experiment.create(config, workdir, train_documents=train_docs, objective=objective, mesh=mesh,
                                        tokenizer=tokenizer)
-    num_steps, seq_len = config.train.num_steps, exp.row_budget.row_length  # raw tokens per packed row
+    num_steps = config.train.num_steps
     loader = _make_loader(exp, train_docs, train=True, batch_size=config.data.batch_size)
 
     checkpointer = Checkpointer(workdir, keep=config.train.keep_checkpoints, keep_every=config.train.keep_every)
@@ -187,95 +130,56 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     if set(loss_weights) - set(heads):
         logging.warning("train.loss_weights names %s, which objective %r has no head of (its heads: %s)",
                         sorted(set(loss_weights) - set(heads)), config.objective.name, ", ".join(heads))
-    main_head = heads[0]
-    train_step = exp.jit_train_step(loss_weights)
-    flops_per_token = flops.train_flops_per_token(exp.model_spec(), exp.model_batch_shapes(), seq_len)
-    peak_flops = flops.peak_flops_per_device(config.train.peak_flops_per_device, exp.mesh.devices.flat[0])
     writer = metrics.MetricsWriter(workdir, is_chief=jax.process_index() == 0)
     writer.forget_after(start_step)  # Steps after the checkpoint are run again: their records go.
     evaluator = evaluation.Evaluator(exp, lambda: _make_loader(exp, eval_docs, train=False,
                                                                batch_size=config.data.eval_batch_size))
     fingerprint = tokenizer_lib.fingerprint(exp.tokenizer)
+    last_eval: dict[str, float] = {}
 
-    def save(step: int) -> None:
+    def save(step: int, state) -> None:
         meta = {"step": step, "tokenizer_vocab_size": exp.tokenizer.vocab_size, "tokenizer_sha256": fingerprint}
         checkpointer.save(step, state, distributed.gather_per_process(loader.get_state()), meta)
 
-    last_eval: dict[str, float] = {}
-    pending, window_start, window_step = [], time.time(), start_step
-    step = start_step
-    stop_at = num_steps if not config.train.stop_after_steps else min(num_steps, step + config.train.stop_after_steps)
-    with StopRequest() as stop:
-        while step < stop_at:
-            packed = sharding.to_global_batch(next(loader), exp.mesh)
-            state, step_metrics = train_step(state, packed)
-            step += 1
-            pending.append(step_metrics)
-            stopping = stop.should_stop(step)
-            checkpoint_due = stopping or step % config.train.checkpoint_every == 0 or step == stop_at
-            # Every checkpoint closes a window, so metrics.jsonl holds each step's loss before the
-            # checkpoint that covers it: a kill loses at most the steps run again after it.
-            if (time.time() - window_start >= config.train.log_every_secs or checkpoint_due
-                    or step == start_step + 1):
-                scalars = _reduce_train_metrics(pending, main_head)  # Blocks until these steps have run.
-                _check_nonfinite(pending, window_step, config.train.nonfinite, checkpointer.latest_step())
-                elapsed = time.time() - window_start
-                tokens_per_sec = (step - window_step) * config.data.batch_size * seq_len / max(elapsed, 1e-9)
-                eta = (num_steps - step) * elapsed / max(step - window_step, 1)
-                scalars["tokens_per_sec"] = tokens_per_sec
-                line = metrics.progress_line(step, num_steps, scalars, tokens_per_sec, eta)
-                utilisation = flops.mfu(flops_per_token, tokens_per_sec, peak_flops, exp.mesh.devices.size)
-                if utilisation is not None:
-                    scalars["mfu"] = utilisation
-                    line += f" | MFU {100 * utilisation:.1f}%"
-                logging.info(line)
-                # Every step's loss is kept (exact-resume checks compare them step by step).
-                scalars["step_losses"] = [float(m["loss"]) for m in jax.device_get(pending)]
-                writer.write("train", step, scalars)
-                pending, window_start, window_step = [], time.time(), step
-            eval_due = config.train.eval_every and step % config.train.eval_every == 0
-            if eval_due or step == num_steps:
-                last_eval = evaluator.evaluate(state["params"], config.train.eval_steps)
-                logging.info("eval at step %d: %s", step, evaluation.format_metrics(last_eval))
-                writer.write("eval", step, last_eval)
-            if checkpoint_due:
-                save(step)
-            if stopping:
-                logging.info("saved step %d after %s; run the same command to continue", step, stop.signal_name)
-                break
+    def evaluate(info: loop.StepInfo) -> None:
+        nonlocal last_eval
+        last_eval = evaluator.evaluate(info.state["params"], config.train.eval_steps)
+        logging.info("eval at step %d: %s", info.step, evaluation.format_metrics(last_eval))
+        writer.write("eval", info.step, last_eval)
+
+    hooks = _hooks(exp, writer, checkpointer, save, evaluate, workdir, start_step)
+    with loop.StopRequest() as stop:
+        ending = loop.run(state, exp.jit_train_step(loss_weights),
+                          lambda _: sharding.to_global_batch(next(loader), exp.mesh), hooks,
+                          start_step=start_step, num_steps=num_steps, stop_after=config.train.stop_after_steps,
+                          stop=stop)
+    if ending.stopped_by is not None:
+        logging.info("saved step %d after %s; run the same command to continue", ending.step, ending.stopped_by)
     checkpointer.wait()
     checkpointer.close()
     writer.close()
-    logging.info("done: step %d, %.1f min in all", step, (time.time() - started) / 60)
+    logging.info("done: step %d, %.1f min in all", ending.step, (time.time() - started) / 60)
     return last_eval
 
 
-def _reduce_train_metrics(pending: list[dict], main_head: str) -> dict[str, float]:
-    fetched = jax.device_get(pending)
-    head_sums = jax.tree.map(lambda *steps: float(np.sum(steps)), *[m["heads"] for m in fetched])
-    scalars = losses.summarize(head_sums)
-    scalars["loss"] = float(np.mean([m["loss"] for m in fetched]))
-    scalars["grad_norm"] = float(np.mean([m["grad_norm"] for m in fetched]))
-    scalars["nonfinite_steps"] = int(np.sum([m["nonfinite"] for m in fetched]))
-    scalars["accuracy"] = scalars[f"{main_head}/accuracy"]
-    return scalars
-
-
-class NonFiniteError(RuntimeError):
-    """A step had a non-finite loss or gradient and train.nonfinite='stop'."""
-
-
-def _check_nonfinite(pending: list[dict], first_step: int, policy: str, last_checkpoint: int | None) -> None:
-    """The step already skipped the update; here the policy decides whether the run goes on."""
-    bad = [first_step + 1 + i for i, m in enumerate(jax.device_get(pending)) if m["nonfinite"]]
-    if not bad:
-        return
-    if policy == "stop":
-        raise NonFiniteError(
-            f"non-finite loss or gradient at step(s) {bad[:10]} (their updates were not applied); the last"
-            f" checkpoint is step {last_checkpoint}. Lower optim.lr, or set --config.train.nonfinite=skip"
-        )
-    logging.warning("skipped the update of %d step(s) with a non-finite loss or gradient: %s", len(bad), bad[:10])
+def _hooks(exp: experiment.Experiment, writer, checkpointer: Checkpointer, save, evaluate, workdir: str,
+           start_step: int):
+    """Pre-training's hooks, in firing order: progress line, eval, checkpoint, and a profile if asked."""
+    train_config, seq_len = exp.config.train, exp.row_budget.row_length  # raw tokens per packed row
+    checkpoint_hook = loop.Checkpoint(loop.Period(steps=train_config.checkpoint_every, exit=True), save)
+    progress = loop.Progress(
+        loop.Period(secs=train_config.log_every_secs, first=True), writer, num_steps=train_config.num_steps,
+        tokens_per_step=exp.config.data.batch_size * seq_len, rows_per_step=exp.config.data.batch_size,
+        flops_per_token=flops.train_flops_per_token(exp.model_spec(), exp.model_batch_shapes(), seq_len),
+        peak_flops=flops.peak_flops_per_device(train_config.peak_flops_per_device, exp.mesh.devices.flat[0]),
+        num_devices=exp.mesh.devices.size, nonfinite=train_config.nonfinite,
+        last_checkpoint=checkpointer.latest_step, with_hooks=[checkpoint_hook])
+    evaluation_hook = loop.Callback(loop.Period(steps=train_config.eval_every, end=True), evaluate)
+    hooks = [progress, evaluation_hook, checkpoint_hook]
+    if train_config.profile_steps:
+        hooks.append(loop.Profile(os.path.join(workdir, "profile"), start_step + train_config.profile_after,
+                                  train_config.profile_steps))
+    return hooks
 
 
 def _count(params) -> int:

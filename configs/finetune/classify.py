@@ -55,6 +55,7 @@ def get_config(arg=None):
 
     c.eval_every = 0  # Steps between test-set evaluations logged during training (0 = only at the end).
     c.log_every_steps = 50  # Steps between progress lines.
+    c.peak_flops_per_device = 0.0  # Peak FLOP/s per device for MFU (0 = by device kind or measured; -1 = no MFU).
 
     if arg == "tiny":
         c.seq_len = 64

@@ -22,10 +22,13 @@ import optax
 from absl import logging
 from flax import nnx
 
-from pretrain_jax.finetune import metrics
+from pretrain_jax import flops, loop, metrics
+from pretrain_jax.finetune import metrics as finetune_metrics
+from pretrain_jax.losses import HeadSums
 from pretrain_jax.specials import SpecialIds
 
 PAD_ID = SpecialIds.pad
+HEAD = "cls"  # The one loss head, named as fine-tuning's classifier names it.
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -116,25 +119,33 @@ def _padded_batch(arrays, indices: np.ndarray, batch_size: int):
 
 def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
     clip = [optax.clip_by_global_norm(max_grad_norm)] if max_grad_norm > 0 else []
-    return optax.chain(*clip, optax.adam(learning_rate))
+    # A non-finite gradient skips its update, as the pre-training and fine-tuning steps do.
+    return optax.apply_if_finite(optax.chain(*clip, optax.adam(learning_rate)), max_consecutive_errors=2**30)
 
 
 def _loss(params, rest, batch, dropout_key, graphdef):
-    """Mean cross-entropy over the batch's real rows, and the number of them classified correctly."""
+    """Mean cross-entropy over the batch's real rows (the optimised loss), and the head's HeadSums."""
     tokens, lengths, labels, weights = batch  # (B, L), (B,), (B,), (B,)
     logits = nnx.merge(graphdef, params, rest)(tokens, lengths, dropout_key=dropout_key)  # (B, C)
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-    return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0), jnp.sum(correct * weights)
+    loss_sum, weight = jnp.sum(losses * weights), jnp.sum(weights)
+    return loss_sum / jnp.maximum(weight, 1.0), HeadSums(loss_sum, jnp.sum(correct * weights), weight)
 
 
 # Module-level and keyed on static (graphdef, hyper-parameters): every run of the same shapes reuses one
 # compiled step.
-@functools.partial(jax.jit, static_argnames=("graphdef", "learning_rate", "max_grad_norm"), donate_argnums=(0, 1))
-def _train_step(params, opt_state, rest, batch, dropout_key, *, graphdef, learning_rate, max_grad_norm):
-    (loss, correct), grads = jax.value_and_grad(_loss, has_aux=True)(params, rest, batch, dropout_key, graphdef)
+@functools.partial(jax.jit, static_argnames=("graphdef", "learning_rate", "max_grad_norm"), donate_argnums=0)
+def _train_step(state, batch, rest, dropout_key, *, graphdef, learning_rate, max_grad_norm):
+    """(state {"step", "params", "opt_state"}, metrics as steps.make_train_step's); dropout from fold_in(key, step)."""
+    params, opt_state = state["params"], state["opt_state"]
+    step_key = jax.random.fold_in(dropout_key, state["step"])
+    (loss, sums), grads = jax.value_and_grad(_loss, has_aux=True)(params, rest, batch, step_key, graphdef)
     updates, opt_state = _optimizer(learning_rate, max_grad_norm).update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss, correct
+    grad_norm = optax.global_norm(grads)
+    nonfinite = jnp.logical_not(jnp.isfinite(loss) & jnp.isfinite(grad_norm)).astype(jnp.int32)
+    state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates), "opt_state": opt_state}
+    return state, {"loss": loss, "grad_norm": grad_norm, "nonfinite": nonfinite, "heads": {HEAD: sums}}
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
@@ -142,9 +153,20 @@ def _predict_step(state, tokens, lengths, *, graphdef):
     return jnp.argmax(nnx.merge(graphdef, state)(tokens, lengths), axis=-1)  # (B,)
 
 
+def train_flops_per_token(embed_dim: int, hidden_size: int) -> float:
+    """Model FLOPs of a train step per (padded) token: two directions of an LSTM cell's input and
+    recurrent matmuls, 2 x 4H x (E + H) each, times 3 for forward and backward (the pooled output
+    layer, once per text, is left out)."""
+    return 3 * 2 * 2 * 4 * hidden_size * (embed_dim + hidden_size)
+
+
 def train(train_examples: Sequence[tuple[str, int]], tokenizer, embeddings: np.ndarray,
-          config: ml_collections.ConfigDict, num_classes: int) -> BiLSTMClassifier:
-    """A BiLSTMClassifier trained on (text, label_id) pairs; embeddings (V, E) index tokenizer ids."""
+          config: ml_collections.ConfigDict, num_classes: int, workdir: str | None = None) -> BiLSTMClassifier:
+    """A BiLSTMClassifier trained on (text, label_id) pairs; embeddings (V, E) index tokenizer ids.
+
+    Runs through loop.run with a progress line after each epoch; with a workdir, the same figures go to
+    WORKDIR/metrics.jsonl and TensorBoard, as pre-training's and fine-tuning's do.
+    """
     _validate(config, num_classes)
     if len(embeddings) < tokenizer.vocab_size:
         raise ValueError(f"embeddings have {len(embeddings)} rows but the tokenizer has {tokenizer.vocab_size} ids")
@@ -156,21 +178,31 @@ def train(train_examples: Sequence[tuple[str, int]], tokenizer, embeddings: np.n
                              config.fine_tune_embeddings, rngs=nnx.Rngs(init_key))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     hyper = {"learning_rate": config.learning_rate, "max_grad_norm": config.max_grad_norm}
-    opt_state = _optimizer(**hyper).init(params)
-    step, batch_size = 0, config.batch_size
-    start_time = time.time()
-    for epoch in range(config.num_epochs):
+    state = {"step": jnp.int32(0), "params": params, "opt_state": _optimizer(**hyper).init(params)}
+    batch_size = config.batch_size
+    steps_per_epoch = -(-len(labels) // batch_size)  # The last batch of an epoch is padded.
+
+    def next_batch(step: int):
+        epoch, index = divmod(step - 1, steps_per_epoch)
         order = np.random.default_rng([config.seed, epoch]).permutation(len(labels))
-        loss_sum, correct_sum, num_batches = 0.0, 0.0, 0
-        for start in range(0, len(order), batch_size):
-            batch = _padded_batch((tokens, lengths, labels), order[start:start + batch_size], batch_size)
-            params, opt_state, loss, correct = _train_step(
-                params, opt_state, rest, batch, jax.random.fold_in(dropout_key, step), graphdef=graphdef, **hyper)
-            loss_sum, correct_sum, num_batches, step = loss_sum + loss, correct_sum + correct, num_batches + 1, step + 1
-        logging.info("BiLSTM epoch %d/%d: train loss %.4f, train accuracy %.3f (%.1f s).", epoch + 1,
-                     config.num_epochs, float(loss_sum) / num_batches, float(correct_sum) / len(labels),
-                     time.time() - start_time)
-    nnx.update(model, params)
+        return _padded_batch((tokens, lengths, labels), order[index * batch_size:(index + 1) * batch_size],
+                             batch_size)
+
+    num_steps = config.num_epochs * steps_per_epoch
+    writer = None if workdir is None else metrics.MetricsWriter(workdir)
+    if writer is not None:
+        writer.forget_after(0)  # A baseline run starts over: an earlier run's records go.
+    progress = loop.Progress(
+        loop.Period(steps=steps_per_epoch), writer, num_steps=num_steps, label="BiLSTM ",
+        tokens_per_step=batch_size * config.max_length, rows_per_step=batch_size,
+        flops_per_token=train_flops_per_token(embeddings.shape[1], config.hidden_size),
+        peak_flops=flops.peak_flops_per_device(0.0, jax.devices()[0]), nonfinite="skip")
+    ending = loop.run(state, functools.partial(_train_step, rest=rest, dropout_key=dropout_key, graphdef=graphdef,
+                                               **hyper),
+                      next_batch, [progress], start_step=0, num_steps=num_steps)
+    if writer is not None:
+        writer.close()
+    nnx.update(model, ending.state["params"])
     return model
 
 
@@ -189,7 +221,7 @@ def predict(model: BiLSTMClassifier, texts: Sequence[str], tokenizer, config: ml
 
 def train_and_evaluate(train_examples: Sequence[tuple[str, int]], test_examples: Sequence[tuple[str, int]],
                        tokenizer, embeddings: np.ndarray, config: ml_collections.ConfigDict,
-                       label_names: Sequence[str] | None = None) -> dict:
+                       label_names: Sequence[str] | None = None, workdir: str | None = None) -> dict:
     """Trains on train_examples, scores test_examples; label id i is named label_names[i].
 
     label_names: None = "0", "1", ... up to the largest label id in either set.
@@ -200,11 +232,11 @@ def train_and_evaluate(train_examples: Sequence[tuple[str, int]], test_examples:
     if label_names is None:
         label_names = [str(i) for i in range(1 + max(label for _, label in [*train_examples, *test_examples]))]
     start_time = time.time()
-    model = train(train_examples, tokenizer, embeddings, config, len(label_names))
+    model = train(train_examples, tokenizer, embeddings, config, len(label_names), workdir)
     train_seconds = time.time() - start_time
     predictions = predict(model, [text for text, _ in test_examples], tokenizer, config)
     labels = np.array([label for _, label in test_examples], np.int64)
-    results = metrics.classification_report(labels, predictions, list(label_names))
+    results = finetune_metrics.classification_report(labels, predictions, list(label_names))
     results.update(num_train_examples=len(train_examples), train_seconds=train_seconds)
     logging.info("BiLSTM test: accuracy %.4f, macro-F1 %.4f on %d examples (majority class: %.4f).",
                  results["accuracy"], results["macro_f1"], len(test_examples), results["majority_baseline_accuracy"])

@@ -10,6 +10,7 @@ trained there exactly as pre-training would), so both models see the same ids. F
     skipgram_embeddings.npy     (V, E) float32; reused by later runs with the same skipgram config
     skipgram_config.json        the skipgram config and vocab_size it was trained with
     fortunes_task/              train.jsonl, test.jsonl (when task.train_file is empty)
+    metrics.jsonl, tensorboard/ the BiLSTM's progress records, as pre-training writes them
     baseline_results.json       accuracy, macro_f1, per-class F1, confusion matrix, label names, config
 """
 
@@ -115,7 +116,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict:
     tokenizer = tokenizer_lib.load_or_train(config.tokenizer, workdir, documents)
     embeddings = load_or_train_embeddings(documents, tokenizer, baseline.skipgram, workdir)
     results = bilstm.train_and_evaluate(train_examples, test_examples, tokenizer, embeddings, baseline.bilstm,
-                                        label_names)
+                                        label_names, workdir)
     results["label_names"] = list(label_names)
     results["config"] = baseline.to_dict()
     path = os.path.join(workdir, RESULTS_FILENAME)

@@ -34,10 +34,11 @@ import ml_collections
 import numpy as np
 from absl import logging
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from pretrain_jax import experiment, models, optim, sharding, steps
+from pretrain_jax import experiment, flops, loop, models, optim, sharding, steps
 from pretrain_jax import metrics as metrics_lib
+from pretrain_jax.batch import batch_shapes
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.config_validation import ConfigError
 from pretrain_jax.data import tokenizer as tokenizer_lib
@@ -115,9 +116,13 @@ def backbone_config(config: ml_collections.ConfigDict, pretrained: Pretrained) -
     return model_config
 
 
+def backbone_spec(config: ml_collections.ConfigDict, pretrained: Pretrained) -> models.ModelSpec:
+    return models.spec_from_config(backbone_config(config, pretrained), pretrained.tokenizer.vocab_size)
+
+
 def build_model(config: ml_collections.ConfigDict, pretrained: Pretrained, fmt, num_classes: int) -> nnx.Module:
     """The model fine-tuning trains: the backbone (pre-trained or fresh) under the format's head."""
-    spec = models.spec_from_config(backbone_config(config, pretrained), pretrained.tokenizer.vocab_size)
+    spec = backbone_spec(config, pretrained)
     rngs = nnx.Rngs(params=jax.random.fold_in(jax.random.key(config.seed), _NEW_WEIGHTS_STREAM))
     with nnx.use_eager_sharding(False):
         if pretrained.params is None:
@@ -139,7 +144,7 @@ def _has_trained_pooler(model: nnx.Module, pretrain_config: ml_collections.Confi
 
 
 def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str]):
-    spec = models.spec_from_config(backbone_config(config, pretrained), pretrained.tokenizer.vocab_size)
+    spec = backbone_spec(config, pretrained)
     if spec.family != "encoder_decoder" and config.seq_len > spec.max_len:
         raise ConfigError(f"seq_len={config.seq_len} exceeds the pre-trained model's max_len={spec.max_len}")
     tokenizer = pretrained.tokenizer
@@ -186,11 +191,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     metrics_lib.quiet_library_logs()
     validate(config)
     started = time.time()
-    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}), devices)
-    shards = sharding.data_parallel_size(mesh)
-    for key in ("batch_size", "eval_batch_size"):
-        if config[key] % shards:
-            raise ConfigError(f"{key}={config[key]} does not split over the {shards} devices; use a multiple of it")
+    mesh = _data_parallel_mesh(config, devices)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, experiment.CONFIG_FILE), "w") as f:
         f.write(config.to_json(indent=2))
@@ -200,56 +201,40 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     pretrained = load_pretrained(config, devices)
     fmt = make_format(config, pretrained, data.label_names)
     model = build_model(config, pretrained, fmt, data.num_classes)
-    graphdef, params = nnx.split(model, nnx.Param)
-
     num_steps = num_train_steps(config, len(train))
-    tx = optim.make_optimizer(_optim_config(config, num_steps), num_steps)
-    replicated = NamedSharding(mesh, PartitionSpec())
-    params = jax.device_put(params, replicated)
-    state = jax.jit(lambda p: {"step": jnp.int32(0), "params": p, "opt_state": tx.init(p)},
-                    out_shardings=replicated)(params)
-    train_step = jax.jit(steps.make_train_step(lambda _, batch: batch, graphdef, tx, config.seed, {}),
-                         out_shardings=(replicated, replicated), donate_argnums=0)
-    scores_step = jax.jit(lambda p, batch: fmt.scores(nnx.merge(graphdef, p), batch))
+    state, train_step, scores_step = _compiled_steps(config, model, fmt, num_steps, mesh)
+    train_ids, test_ids = pretrained.tokenizer.encode_batch(train.texts), pretrained.tokenizer.encode_batch(test.texts)
+    order = example_order(len(train), num_steps * config.batch_size, config.seed)
+    ones = np.ones(config.batch_size, np.float32)
 
-    tokenizer = pretrained.tokenizer
-    train_ids, test_ids = tokenizer.encode_batch(train.texts), tokenizer.encode_batch(test.texts)
-
-    def evaluate(params) -> dict:
-        predictions = predict(fmt, scores_step, params, test_ids, config.eval_batch_size, mesh)
-        return finetune_metrics.classification_report(test.labels, predictions, data.label_names)
+    def next_batch(step: int):
+        rows = order[(step - 1) * config.batch_size: step * config.batch_size]
+        return sharding.to_global_batch(fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones), mesh)
 
     logging.info("fine-tuning %s (%s, %s, step %s) on %s: %d train / %d test examples, %d classes, %d steps;"
                  " set-up %.1fs", config.init_from, pretrained.config.model.family, config.init, pretrained.step,
                  data.name, len(train), len(test), data.num_classes, num_steps, time.time() - started)
     writer = metrics_lib.MetricsWriter(workdir)
-    order = example_order(len(train), num_steps * config.batch_size, config.seed)
-    ones = np.ones(config.batch_size, np.float32)
-    history, pending, window_start, train_started = [], [], time.time(), time.time()
-    for step in range(1, num_steps + 1):
-        rows = order[(step - 1) * config.batch_size: step * config.batch_size]
-        batch = fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones)
-        state, step_metrics = train_step(state, sharding.to_global_batch(batch, mesh))
-        pending.append(step_metrics)
-        if step % config.log_every_steps == 0 or step == num_steps:
-            scalars = _train_scalars(pending, time.time() - window_start, config.batch_size)
-            logging.info("finetune step %d/%d | loss %.4f | acc %.3f | %.1f examples/s", step, num_steps,
-                         scalars["loss"], scalars["accuracy"], scalars["examples_per_sec"])
-            writer.write("train", step, scalars)
-            pending, window_start = [], time.time()
-        if config.eval_every and step % config.eval_every == 0 and step < num_steps:
-            report = evaluate(state["params"])
-            history.append({"step": step, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
-            logging.info("finetune eval at step %d: accuracy %.4f, macro-F1 %.4f", step, report["accuracy"],
-                         report["macro_f1"])
-            writer.write("eval", step, history[-1])
-    train_seconds = time.time() - train_started
-    report = evaluate(state["params"])
-    history.append({"step": num_steps, "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]})
-    writer.write("eval", num_steps, history[-1])
+    history, final, train_started = [], {}, time.time()
+
+    def evaluate(info: loop.StepInfo) -> None:
+        """The test split scored by the step's weights; the last step's scores are the results."""
+        if info.end:
+            final["train_seconds"] = time.time() - train_started  # Before the final scoring.
+        predictions = predict(fmt, scores_step, info.state["params"], test_ids, config.eval_batch_size, mesh)
+        final["report"] = finetune_metrics.classification_report(test.labels, predictions, data.label_names)
+        history.append({"step": info.step, **{k: final["report"][k] for k in ("accuracy", "macro_f1")}})
+        logging.info("finetune eval at step %d: accuracy %.4f, macro-F1 %.4f", info.step, history[-1]["accuracy"],
+                     history[-1]["macro_f1"])
+        writer.write("eval", info.step, history[-1])
+
+    progress = _progress(config, writer, backbone_spec(config, pretrained), batch_shapes(next_batch(1)), num_steps,
+                         mesh)
+    hooks = [progress, loop.Callback(loop.Period(steps=config.eval_every, end=True), evaluate)]
+    loop.run(state, train_step, next_batch, hooks, start_step=0, num_steps=num_steps)
     writer.close()
     results = {
-        **report,
+        **final["report"],
         "label_names": list(data.label_names),
         "dataset": data.name,
         "num_train_examples": len(train),
@@ -265,7 +250,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
         "num_params": models.param_count(model),
         "seed": config.seed,
         "history": history,
-        "train_seconds": train_seconds,
+        "train_seconds": final["train_seconds"],
     }
     with open(os.path.join(workdir, RESULTS_FILE), "w") as f:
         json.dump(results, f, indent=2)
@@ -273,6 +258,41 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
                  results["accuracy"], results["macro_f1"], results["majority_baseline_accuracy"], len(test),
                  os.path.join(workdir, RESULTS_FILE))
     return results
+
+
+def _data_parallel_mesh(config: ml_collections.ConfigDict, devices) -> Mesh:
+    """Every device on the data axis; both batch sizes must split over them."""
+    mesh = sharding.make_mesh(ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1}), devices)
+    shards = sharding.data_parallel_size(mesh)
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % shards:
+            raise ConfigError(f"{key}={config[key]} does not split over the {shards} devices; use a multiple of it")
+    return mesh
+
+
+def _compiled_steps(config: ml_collections.ConfigDict, model: nnx.Module, fmt, num_steps: int, mesh: Mesh):
+    """(initial state, jitted train step, jitted scores step), weights replicated on every device."""
+    graphdef, params = nnx.split(model, nnx.Param)
+    tx = optim.make_optimizer(_optim_config(config, num_steps), num_steps)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    params = jax.device_put(params, replicated)
+    state = jax.jit(lambda p: {"step": jnp.int32(0), "params": p, "opt_state": tx.init(p)},
+                    out_shardings=replicated)(params)
+    train_step = jax.jit(steps.make_train_step(lambda _, batch: batch, graphdef, tx, config.seed, {}),
+                         out_shardings=(replicated, replicated), donate_argnums=0)
+    scores_step = jax.jit(lambda p, batch: fmt.scores(nnx.merge(graphdef, p), batch))
+    return state, train_step, scores_step
+
+
+def _progress(config: ml_collections.ConfigDict, writer, spec: models.ModelSpec, shapes: dict, num_steps: int,
+              mesh: Mesh) -> loop.Progress:
+    """Fine-tuning's progress line: every log_every_steps steps and at the end; non-finite steps are skipped."""
+    return loop.Progress(
+        loop.Period(steps=config.log_every_steps, end=True), writer, num_steps=num_steps, label="finetune ",
+        tokens_per_step=config.batch_size * config.seq_len, rows_per_step=config.batch_size,
+        flops_per_token=flops.train_flops_per_token(spec, shapes, config.seq_len),
+        peak_flops=flops.peak_flops_per_device(config.peak_flops_per_device, mesh.devices.flat[0]),
+        num_devices=mesh.devices.size, nonfinite="skip")
 
 
 def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]], batch_size: int, mesh) -> np.ndarray:
@@ -287,20 +307,6 @@ def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]], batch_
         scores = jax.device_get(scores_step(params, sharding.to_global_batch(batch, mesh)))
         predictions.append(np.argmax(scores[:real], axis=-1))
     return np.concatenate(predictions).astype(np.int32)
-
-
-def _train_scalars(pending: list[dict], seconds: float, batch_size: int) -> dict[str, float]:
-    fetched = jax.device_get(pending)
-    (head,) = fetched[0]["heads"]  # One head: cls (a classifier) or lm (text-to-text).
-    correct = sum(float(m["heads"][head].correct) for m in fetched)
-    weight = sum(float(m["heads"][head].weight) for m in fetched)
-    return {
-        "loss": float(np.mean([m["loss"] for m in fetched])),
-        "accuracy": correct / max(weight, 1.0),  # Classes (cls) or label-name tokens (text-to-text lm).
-        "grad_norm": float(np.mean([m["grad_norm"] for m in fetched])),
-        "nonfinite_steps": int(sum(int(m["nonfinite"]) for m in fetched)),
-        "examples_per_sec": len(fetched) * batch_size / max(seconds, 1e-9),
-    }
 
 
 def data_efficiency_curve(config: ml_collections.ConfigDict, workdir: str, label_counts: Sequence[int],

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 from baseline_helpers import write_fake_fortunes
+from train_records import check_train_records
 
 from configs.base import get_config
 from pretrain_jax.baselines import pipeline
@@ -56,6 +57,7 @@ def test_pipeline_runs_end_to_end_and_reuses_embeddings(tmp_path):
     with open(os.path.join(workdir, pipeline.RESULTS_FILENAME), encoding="utf-8") as f:
         saved = json.load(f)
     assert saved["macro_f1"] == results["macro_f1"] and saved["config"]["bilstm"]["hidden_size"] == 16
+    check_train_records(workdir, num_steps=30 * 4)  # 30 epochs of ceil(53 / 16) = 4 steps, as pre-training's.
 
     # A second run reuses the tokenizer and the embeddings, and a JSONL task can be given directly.
     mtime = os.path.getmtime(embeddings_path)

@@ -10,6 +10,7 @@ import pytest
 from cli_in_process import run_main
 from finetune_fixtures import LABELS, finetune_config
 from flax import nnx
+from train_records import check_train_records
 
 from pretrain_jax import inference
 from pretrain_jax.config_validation import ConfigError
@@ -29,10 +30,10 @@ def check_results(results: dict, workdir: str, family: str, min_accuracy: float)
     assert 0.0 <= results["macro_f1"] <= 1.0 and results["majority_baseline_accuracy"] == 0.5
     assert results["label_names"] == list(LABELS) and results["family"] == family
     assert results["num_train_examples"] == 128 and results["train_class_counts"] == [64, 64]
+    check_train_records(workdir, results["steps"])  # As pre-training's and the baseline's.
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f]
-    assert {r["split"] for r in records} == {"train", "eval"}
-    assert all(np.isfinite(r["loss"]) for r in records if r["split"] == "train")
+        evals = [r for r in map(json.loads, f) if r["split"] == "eval"]
+    assert evals[-1]["step"] == results["steps"] and evals[-1]["accuracy"] == results["accuracy"]
 
 
 def test_encoder_learns_the_keyword_task(encoder_workdir, keyword_task, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from tiny_configs import tiny_bert_config
 
-from pretrain_jax import train
+from pretrain_jax import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_worker.py")
@@ -37,7 +37,7 @@ def preemption_service():
 
 def test_one_process_stops_at_the_next_boundary_after_its_own_signal():
     before = signal.getsignal(signal.SIGTERM)
-    with train.StopRequest() as stop:
+    with loop.StopRequest() as stop:
         assert not stop.should_stop(1)
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.should_stop(2) and stop.signal_name == "SIGTERM"
@@ -56,10 +56,10 @@ def test_processes_stop_only_at_the_preemption_sync_point(monkeypatch, preemptio
         asked.append(step)
         return step == sync_step
 
-    monkeypatch.setattr(train.multihost_utils, "reached_preemption_sync_point", reached)
-    monkeypatch.setattr(train.os, "kill", lambda pid, sig: forwarded.append((pid, sig)))
+    monkeypatch.setattr(loop.multihost_utils, "reached_preemption_sync_point", reached)
+    monkeypatch.setattr(loop.os, "kill", lambda pid, sig: forwarded.append((pid, sig)))
     sigterm_before = signal.getsignal(signal.SIGTERM)
-    with train.StopRequest() as stop:
+    with loop.StopRequest() as stop:
         assert signal.getsignal(signal.SIGTERM) is sigterm_before  # Not taken from the service.
         assert signal.getsignal(signal.SIGINT) == stop._handle
         assert not stop.should_stop(1)
@@ -79,13 +79,13 @@ def test_processes_without_the_service_stop_when_any_flag_is_set(monkeypatch, pr
         gathered.append(int(local_flag))
         return np.array([int(local_flag), others["flag"]])
 
-    monkeypatch.setattr(train.multihost_utils, "process_allgather", allgather)
-    with train.StopRequest() as stop:
+    monkeypatch.setattr(loop.multihost_utils, "process_allgather", allgather)
+    with loop.StopRequest() as stop:
         assert signal.getsignal(signal.SIGTERM) == stop._handle
         assert not stop.should_stop(1)
         others["flag"] = 1  # Another process got SIGTERM.
         assert stop.should_stop(2) and stop.signal_name == "a signal to another process"
-    with train.StopRequest() as stop:
+    with loop.StopRequest() as stop:
         stop._handle(signal.SIGTERM, None)
         others["flag"] = 0
         assert stop.should_stop(3) and stop.signal_name == "SIGTERM"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from tiny_configs import project_config, tiny_bert_config
 
-from pretrain_jax import experiment, main
+from pretrain_jax import experiment, loop, main
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus
 from pretrain_jax.data import tokenizer as tokenizer_lib
@@ -208,7 +208,7 @@ def test_only_the_packages_own_errors_lose_their_traceback(monkeypatch, capsys):
     with pytest.raises(ValueError, match="negative dimensions"):
         main.main(["pretrain-jax", "train"])
     assert not main._is_expected(RuntimeError("other"))
-    assert main._is_expected(train.NonFiniteError("non-finite loss"))
+    assert main._is_expected(loop.NonFiniteError("non-finite loss"))
     with pytest.raises(ValueError, match="Unknown data.source") as raised:
         corpus.load_documents(tiny_config("bert_mlm", **{"data.source": "hub"}).data, "train", None)
     assert main._is_expected(raised.value)

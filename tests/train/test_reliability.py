@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pretrain_jax import experiment, sharding, steps, train
+from pretrain_jax import experiment, loop, sharding, steps, train
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.data import corpus, pipeline
 
@@ -48,7 +48,7 @@ def _diverging(make_tiny_bert_config, policy: str):
 
 
 def test_stop_policy_raises_with_a_clear_message(make_tiny_bert_config, tmp_path):
-    with pytest.raises(train.NonFiniteError, match="non-finite loss or gradient at step"):
+    with pytest.raises(loop.NonFiniteError, match="non-finite loss or gradient at step"):
         train.run(_diverging(make_tiny_bert_config, "stop"), str(tmp_path))
 
 

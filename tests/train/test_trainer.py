@@ -10,6 +10,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from train_records import check_train_records
 
 from pretrain_jax import config_validation, experiment, inference, sharding, steps, train
 from pretrain_jax.data import corpus, pipeline
@@ -57,6 +58,7 @@ def test_one_sharded_step_on_8_fake_devices(mesh_shape, make_tiny_bert_config, t
 def test_resumed_run_equals_uninterrupted(make_tiny_bert_config, tmp_path):
     whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
     train.run(make_tiny_bert_config(), whole)
+    check_train_records(whole, num_steps=6)  # As fine-tuning's and the baseline's.
     train.run(make_tiny_bert_config(**{"train.stop_after_steps": 4}), resumed)
     assert sorted(step_losses(resumed)) == [1, 2, 3, 4]
     train.run(make_tiny_bert_config(), resumed)

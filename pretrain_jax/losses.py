@@ -3,7 +3,8 @@ weighted sum over heads.
 
 A model returns `ModelOutput(logits={head: (..., C)}, targets={...})`; each head is scored against
 `Targets(ids, weights)` from the model's own `targets` when it has them (ELECTRA's replaced-token
-labels), else from the batch's `targets`. Train, eval and fine-tuning all call `loss_and_sums`.
+labels), else from the batch's `targets`. Train, eval, fine-tuning and the BiLSTM baseline all call
+`loss_and_sums`.
 """
 
 from collections.abc import Mapping

@@ -22,9 +22,9 @@ import optax
 from absl import logging
 from flax import nnx
 
-from pretrain_jax import flops, loop, metrics
+from pretrain_jax import flops, loop, losses, metrics
+from pretrain_jax.batch import TARGETS, ModelOutput, Targets
 from pretrain_jax.finetune import metrics as finetune_metrics
-from pretrain_jax.losses import HeadSums
 from pretrain_jax.specials import SpecialIds
 
 PAD_ID = SpecialIds.pad
@@ -124,13 +124,11 @@ def _optimizer(learning_rate: float, max_grad_norm: float) -> optax.GradientTran
 
 
 def _loss(params, rest, batch, dropout_key, graphdef):
-    """Mean cross-entropy over the batch's real rows (the optimised loss), and the head's HeadSums."""
+    """(mean cross-entropy over the batch's real rows: the optimised loss, {HEAD: HeadSums}), through
+    losses.loss_and_sums as every other step's loss."""
     tokens, lengths, labels, weights = batch  # (B, L), (B,), (B,), (B,)
     logits = nnx.merge(graphdef, params, rest)(tokens, lengths, dropout_key=dropout_key)  # (B, C)
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-    loss_sum, weight = jnp.sum(losses * weights), jnp.sum(weights)
-    return loss_sum / jnp.maximum(weight, 1.0), HeadSums(loss_sum, jnp.sum(correct * weights), weight)
+    return losses.loss_and_sums(ModelOutput({HEAD: logits}, {}), {TARGETS: {HEAD: Targets(labels, weights)}}, {})
 
 
 # Module-level and keyed on static (graphdef, hyper-parameters): every run of the same shapes reuses one
@@ -145,7 +143,7 @@ def _train_step(state, batch, rest, dropout_key, *, graphdef, learning_rate, max
     grad_norm = optax.global_norm(grads)
     nonfinite = jnp.logical_not(jnp.isfinite(loss) & jnp.isfinite(grad_norm)).astype(jnp.int32)
     state = {"step": state["step"] + 1, "params": optax.apply_updates(params, updates), "opt_state": opt_state}
-    return state, {"loss": loss, "grad_norm": grad_norm, "nonfinite": nonfinite, "heads": {HEAD: sums}}
+    return state, {"loss": loss, "grad_norm": grad_norm, "nonfinite": nonfinite, "heads": sums}
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))

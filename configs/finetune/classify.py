@@ -31,6 +31,7 @@ def get_config(arg=None):
     c.train_file = ""  # dataset="files": training examples, a .csv / .tsv (with a header row) or .jsonl file.
     c.test_file = ""  # dataset="files": test examples, same format and columns.
     c.text_keys = ""  # Comma-separated text fields, joined with a space ("" = the dataset's own; files: "text").
+    c.text_b_keys = ""  # Sentence pairs: the second text's fields, segment B ("" = the dataset's own, or none).
     c.label_key = ""  # Label field ("" = "label").
     c.labels = ""  # files: comma-separated label names in class-id order ("" = sorted, numerically if numbers).
     c.train_split = ""  # TFDS split to train on ("" = the dataset's own, "train").

@@ -143,14 +143,22 @@ def _has_trained_pooler(model: nnx.Module, pretrain_config: ml_collections.Confi
             and hasattr(model.backbone, "nsp_head"))
 
 
-def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str]):
+def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str],
+                pair_names: tuple[str, str] | None = None):
+    """The family's format; pair_names (the fields of a sentence pair's A and B) make T5's pair input,
+    e.g. `rte sentence1: A sentence2: B` (a task_prefix replaces `rte sentence1: `)."""
     spec = backbone_spec(config, pretrained)
     if spec.family != "encoder_decoder" and config.seq_len > spec.max_len:
         raise ConfigError(f"seq_len={config.seq_len} exceeds the pre-trained model's max_len={spec.max_len}")
     tokenizer = pretrained.tokenizer
-    prefix = config.task_prefix or f"{task_name(config.dataset)}: "
+    if pair_names is None:
+        prefix, marker = config.task_prefix or f"{task_name(config.dataset)}: ", ""
+    else:
+        prefix = config.task_prefix or f"{task_name(config.dataset)} {pair_names[0]}: "
+        marker = f" {pair_names[1]}: "
     return formats.make_format(spec, tokenizer.specials, config.seq_len, prefix_ids=tokenizer.encode(prefix),
-                               label_ids=[tokenizer.encode(name) for name in label_names], pooling=config.pooling)
+                               label_ids=[tokenizer.encode(name) for name in label_names], pooling=config.pooling,
+                               pair_marker_ids=tokenizer.encode(marker) if marker else ())
 
 
 def task_name(dataset: str) -> str:
@@ -199,17 +207,19 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     train = data.train.take(datasets.stratified_subset(data.train.labels, config.max_train_examples, config.seed))
     test = data.test.take(datasets.stratified_subset(data.test.labels, config.max_test_examples, 0))
     pretrained = load_pretrained(config, devices)
-    fmt = make_format(config, pretrained, data.label_names)
+    fmt = make_format(config, pretrained, data.label_names, data.pair_names)
     model = build_model(config, pretrained, fmt, data.num_classes)
     num_steps = num_train_steps(config, len(train))
     state, train_step, scores_step = _compiled_steps(config, model, fmt, num_steps, mesh)
-    train_ids, test_ids = pretrained.tokenizer.encode_batch(train.texts), pretrained.tokenizer.encode_batch(test.texts)
+    (train_ids, train_ids_b), test_ids = _encode(pretrained.tokenizer, train), _encode(pretrained.tokenizer, test)
     order = example_order(len(train), num_steps * config.batch_size, config.seed)
     ones = np.ones(config.batch_size, np.float32)
 
     def next_batch(step: int):
         rows = order[(step - 1) * config.batch_size: step * config.batch_size]
-        return sharding.to_global_batch(fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones), mesh)
+        pairs = None if train_ids_b is None else [train_ids_b[i] for i in rows]
+        return sharding.to_global_batch(fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones, pairs),
+                                        mesh)
 
     logging.info("fine-tuning %s (%s, %s, step %s) on %s: %d train / %d test examples, %d classes, %d steps;"
                  " set-up %.1fs", config.init_from, pretrained.config.model.family, config.init, pretrained.step,
@@ -221,7 +231,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
         """The test split scored by the step's weights; the last step's scores are the results."""
         if info.end:
             final["train_seconds"] = time.time() - train_started  # Before the final scoring.
-        predictions = predict(fmt, scores_step, info.state["params"], test_ids, config.eval_batch_size, mesh)
+        predictions = predict(fmt, scores_step, info.state["params"], *test_ids, config.eval_batch_size, mesh)
         final["report"] = finetune_metrics.classification_report(test.labels, predictions, data.label_names)
         history.append({"step": info.step, **{k: final["report"][k] for k in ("accuracy", "macro_f1")}})
         logging.info("finetune eval at step %d: accuracy %.4f, macro-F1 %.4f", info.step, history[-1]["accuracy"],
@@ -295,15 +305,27 @@ def _progress(config: ml_collections.ConfigDict, writer, spec: models.ModelSpec,
         num_devices=mesh.devices.size, nonfinite="skip")
 
 
-def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]], batch_size: int, mesh) -> np.ndarray:
+def _encode(tokenizer, examples: datasets.Examples) -> tuple[list[list[int]], list[list[int]] | None]:
+    """(token ids of each text, of each second text or None)."""
+    texts_b = examples.texts_b
+    return tokenizer.encode_batch(examples.texts), None if texts_b is None else tokenizer.encode_batch(texts_b)
+
+
+def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]],
+            token_ids_b: Sequence[Sequence[int]] | None, batch_size: int, mesh) -> np.ndarray:
     """(N,) predicted class ids, `batch_size` examples per jitted call; the last batch is filled with
-    copies of its first example (every call has one shape) whose predictions are dropped."""
+    copies of its first example (every call has one shape) whose predictions are dropped.
+    token_ids_b: sentence pairs' second texts, or None."""
     predictions = []
     for start in range(0, len(token_ids), batch_size):
         chunk = list(token_ids[start: start + batch_size])
         real = len(chunk)
         chunk += [chunk[0]] * (batch_size - real)
-        batch = fmt.batch(chunk, np.zeros(batch_size, np.int32), np.ones(batch_size, np.float32))
+        pairs = None
+        if token_ids_b is not None:
+            pairs = list(token_ids_b[start: start + batch_size])
+            pairs += [pairs[0]] * (batch_size - real)
+        batch = fmt.batch(chunk, np.zeros(batch_size, np.int32), np.ones(batch_size, np.float32), pairs)
         scores = jax.device_get(scores_step(params, sharding.to_global_batch(batch, mesh)))
         predictions.append(np.argmax(scores[:real], axis=-1))
     return np.concatenate(predictions).astype(np.int32)

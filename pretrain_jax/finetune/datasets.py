@@ -1,8 +1,10 @@
-"""Labelled text for classification: TFDS datasets by name and local CSV / TSV / JSONL files.
+"""Labelled text and sentence pairs for classification: TFDS datasets by name and local CSV / TSV / JSONL
+files.
 
     data = load_dataset(config)            # config: configs/finetune/classify.py
     data.label_names                       # ('negative', 'positive')
     data.train.texts[0], data.train.labels[0]
+    data.train.texts_b                     # sentence pairs (glue/mnli, text_b_keys): each second text; else None
     subset = stratified_subset(data.train.labels, 100, seed=0)   # indices of 100 examples, every class kept
 
 TFDS datasets are read through `tfds.data_source` (array_record, no TensorFlow) with download=False:
@@ -33,11 +35,24 @@ class TfdsTask:
     label_key: str = "label"
     train_split: str = "train"
     test_split: str = "test"
+    text_b_keys: tuple[str, ...] = ()  # A sentence pair's second text (segment B); () = single text.
 
 
-# GLUE's test labels are hidden (every label is -1), so its validation split is the test set.
+def _pair(a: str, b: str, test_split: str = "validation") -> TfdsTask:
+    return TfdsTask((a,), test_split=test_split, text_b_keys=(b,))
+
+
+# GLUE's and SuperGLUE's test labels are hidden (every label is -1), so their validation split is the
+# test set. Pairs read A then B in BERT's order (premise before hypothesis, question before passage).
 KNOWN_TFDS = {
     "glue/sst2": TfdsTask(("sentence",), test_split="validation"),
+    "glue/mnli": _pair("premise", "hypothesis", "validation_matched"),
+    "glue/rte": _pair("sentence1", "sentence2"),
+    "glue/mrpc": _pair("sentence1", "sentence2"),
+    "glue/qqp": _pair("question1", "question2"),
+    "glue/qnli": _pair("question", "sentence"),
+    "super_glue/boolq": _pair("question", "passage"),
+    "super_glue/cb": _pair("premise", "hypothesis"),
     "imdb_reviews": TfdsTask(("text",)),
     "ag_news_subset": TfdsTask(("title", "description")),
 }
@@ -47,12 +62,14 @@ KNOWN_TFDS = {
 class Examples:
     texts: list[str]
     labels: np.ndarray  # (N,) int32 class ids in [0, num_classes).
+    texts_b: list[str] | None = None  # Sentence pairs: each example's second text (segment B); else None.
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def take(self, indices: np.ndarray) -> "Examples":
-        return Examples([self.texts[i] for i in indices], self.labels[indices])
+        texts_b = None if self.texts_b is None else [self.texts_b[i] for i in indices]
+        return Examples([self.texts[i] for i in indices], self.labels[indices], texts_b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +78,7 @@ class Dataset:
     label_names: tuple[str, ...]  # Class id -> name.
     train: Examples
     test: Examples
+    pair_names: tuple[str, str] | None = None  # Sentence pairs: the fields of A and of B (T5's input words).
 
     @property
     def num_classes(self) -> int:
@@ -87,14 +105,19 @@ def _load_tfds(config) -> Dataset:
     data_dir = os.path.expanduser(config.tfds_data_dir) if config.tfds_data_dir else None
     train_source = _open_tfds(name, train_split, data_dir)
     text_keys = _split_keys(config.text_keys) or (known.text_keys if known else ())
+    text_b_keys = _split_keys(config.text_b_keys) or (known.text_b_keys if known and not config.text_keys else ())
     label_key = config.label_key or "label"
     if not text_keys:
         raise ValueError(f"dataset {name!r} is not one of {sorted(KNOWN_TFDS)}: set text_keys (and label_key)")
     label_names = _class_names(train_source, name, label_key)
-    train = _read_source(train_source, f"{name} {train_split}", text_keys, label_key, len(label_names))
-    test = _read_source(_open_tfds(name, test_split, data_dir), f"{name} {test_split}", text_keys, label_key,
-                        len(label_names))
-    return Dataset(name, label_names, train, test)
+    keys = (text_keys, text_b_keys, label_key, len(label_names))
+    train = _read_source(train_source, f"{name} {train_split}", *keys)
+    test = _read_source(_open_tfds(name, test_split, data_dir), f"{name} {test_split}", *keys)
+    return Dataset(name, label_names, train, test, _pair_names(text_keys, text_b_keys))
+
+
+def _pair_names(text_keys: tuple[str, ...], text_b_keys: tuple[str, ...]) -> tuple[str, str] | None:
+    return (" ".join(text_keys), " ".join(text_b_keys)) if text_b_keys else None
 
 
 def _open_tfds(name: str, split: str, data_dir: str | None):
@@ -126,14 +149,17 @@ def _class_names(source, name: str, label_key: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _read_source(source, where: str, text_keys: tuple[str, ...], label_key: str, num_classes: int) -> Examples:
-    texts, labels = [], np.zeros(len(source), np.int32)
+def _read_source(source, where: str, text_keys: tuple[str, ...], text_b_keys: tuple[str, ...], label_key: str,
+                 num_classes: int) -> Examples:
+    texts, texts_b, labels = [], [], np.zeros(len(source), np.int32)
     for index in range(len(source)):
         example = source[index]
-        missing = [k for k in text_keys if k not in example]
-        if missing:
-            raise ValueError(f"{where} has no field {missing[0]!r} (text_keys); its fields are {sorted(example)}")
+        for keys, option in ((text_keys, "text_keys"), (text_b_keys, "text_b_keys")):
+            missing = [k for k in keys if k not in example]
+            if missing:
+                raise ValueError(f"{where} has no field {missing[0]!r} ({option}); its fields are {sorted(example)}")
         texts.append(" ".join(local_text_builder.decode_text(example[k]) for k in text_keys))
+        texts_b.append(" ".join(local_text_builder.decode_text(example[k]) for k in text_b_keys))
         labels[index] = int(example[label_key])
     if not texts:
         raise ValueError(f"{where} has no examples")
@@ -141,7 +167,7 @@ def _read_source(source, where: str, text_keys: tuple[str, ...], label_key: str,
         bad = int(labels[(labels < 0) | (labels >= num_classes)][0])
         raise ValueError(f"{where} has label {bad} outside [0, {num_classes}) (unlabelled split, e.g. GLUE's"
                          " test? use test_split=validation)")
-    return Examples(texts, labels)
+    return Examples(texts, labels, texts_b if text_b_keys else None)
 
 
 # --------------------------------------------------------------------------------------------- files
@@ -150,10 +176,10 @@ def _read_source(source, where: str, text_keys: tuple[str, ...], label_key: str,
 def _load_files(config) -> Dataset:
     if not config.train_file or not config.test_file:
         raise ValueError("dataset='files' needs both train_file and test_file")
-    text_keys = _split_keys(config.text_keys) or ("text",)
+    text_keys, text_b_keys = _split_keys(config.text_keys) or ("text",), _split_keys(config.text_b_keys)
     label_key = config.label_key or "label"
-    train_texts, train_labels = read_labelled_file(config.train_file, text_keys, label_key)
-    test_texts, test_labels = read_labelled_file(config.test_file, text_keys, label_key)
+    train_texts, train_texts_b, train_labels = read_labelled_file(config.train_file, text_keys, label_key, text_b_keys)
+    test_texts, test_texts_b, test_labels = read_labelled_file(config.test_file, text_keys, label_key, text_b_keys)
     label_names = tuple(_split_keys(config.labels)) or label_order(train_labels)
     ids = {label: i for i, label in enumerate(label_names)}
     if len(ids) != len(label_names):
@@ -163,14 +189,18 @@ def _load_files(config) -> Dataset:
         if unknown:
             raise ValueError(f"{path} has label {unknown[0]!r}, not one of the labels {list(label_names)}")
 
-    def examples(texts, labels):
-        return Examples(texts, np.asarray([ids[label] for label in labels], np.int32))
+    def examples(texts, texts_b, labels):
+        return Examples(texts, np.asarray([ids[label] for label in labels], np.int32), texts_b)
 
-    return Dataset("files", label_names, examples(train_texts, train_labels), examples(test_texts, test_labels))
+    return Dataset("files", label_names, examples(train_texts, train_texts_b, train_labels),
+                   examples(test_texts, test_texts_b, test_labels), _pair_names(text_keys, text_b_keys))
 
 
-def read_labelled_file(path: str, text_keys: tuple[str, ...], label_key: str) -> tuple[list[str], list[str]]:
-    """(texts, label strings) of a .csv / .tsv file with a header row, or of a .jsonl file (one object per line).
+def read_labelled_file(path: str, text_keys: tuple[str, ...], label_key: str, text_b_keys: tuple[str, ...] = ()
+                       ) -> tuple[list[str], list[str] | None, list[str]]:
+    """(texts, second texts or None, label strings) of a .csv / .tsv file with a header row, or of a .jsonl
+    file (one object per line). The second texts (a sentence pair's segment B) are read from text_b_keys;
+    with none, they are None.
 
     Several text fields are joined with a space. Labels are kept as strings (JSON numbers as written).
     """
@@ -180,9 +210,9 @@ def read_labelled_file(path: str, text_keys: tuple[str, ...], label_key: str) ->
     if not os.path.exists(path):
         raise ValueError(f"{path} does not exist")
     rows = _jsonl_rows(path) if kind == "jsonl" else _delimited_rows(path, "\t" if kind == "tsv" else ",")
-    texts, labels = [], []
+    texts, texts_b, labels = [], [], []
     for where, row in rows:
-        for key in (*text_keys, label_key):
+        for key in (*text_keys, *text_b_keys, label_key):
             if key not in row:
                 raise ValueError(f"{where}: no column {key!r}; its columns are {sorted(row)}")
         label = row[label_key]
@@ -190,10 +220,11 @@ def read_labelled_file(path: str, text_keys: tuple[str, ...], label_key: str) ->
         if not label or label == "None":
             raise ValueError(f"{where}: empty label in column {label_key!r}")
         texts.append(" ".join(str(row[k]) for k in text_keys))
+        texts_b.append(" ".join(str(row[k]) for k in text_b_keys))
         labels.append(label)
     if not texts:
         raise ValueError(f"{path} has no examples (an empty file, or a header row only)")
-    return texts, labels
+    return texts, (texts_b if text_b_keys else None), labels
 
 
 def _delimited_rows(path: str, delimiter: str):

@@ -4,16 +4,20 @@ A format has one signature for every family, so the fine-tuning loop never branc
 
     model = fmt.init_model(backbone, spec, num_classes, rngs)    # what is trained
     batch = fmt.batch(token_ids, labels, weights)                  # host numpy ModelBatch, fixed shapes
+    batch = fmt.batch(token_ids, labels, weights, token_ids_b)     # sentence pairs (A, B)
     scores = fmt.scores(model, batch)                              # (B, num_classes) float32, inside jit
 
-- `PooledClassifier("cls")` (encoder, ELECTRA): `[CLS] text [SEP]`; BERT's pooler (dense + tanh) on
+- `PooledClassifier("cls")` (encoder, ELECTRA): `[CLS] text [SEP]`, or for a pair `[CLS] A [SEP] B
+  [SEP]` with token types 0 up to the first [SEP] and 1 after; BERT's pooler (dense + tanh) on
   the [CLS] position, then a linear layer (`models.Classifier`, head `cls`).
 - `PooledClassifier("mean")` (encoder, optional): `[CLS] text [SEP]`; the average of the hidden
   states of every real token, then a linear layer: masked-LM pre-training trains every position's
   state but never [CLS]'s.
-- `PooledClassifier("last")` (decoder, two_stream): `text </s>`; a linear layer on the hidden state
-  of the last real token, the only one a causal decoder lets see the whole text.
-- `TextToText` (encoder_decoder), T5-style: the encoder reads `prefix text </s>`, the decoder is
+- `PooledClassifier("last")` (decoder, two_stream): `text </s>`, or for a pair `A [SEP] B </s>` (a
+  delimiter, as GPT fine-tunes entailment); a linear layer on the hidden state of the last real
+  token, the only one a causal decoder lets see the whole text.
+- `TextToText` (encoder_decoder), T5-style: the encoder reads `prefix text </s>` (a pair: `prefix A
+  marker B </s>`, e.g. `rte sentence1: A sentence2: B </s>`), the decoder is
   trained (teacher forcing, head `lm`) to emit the label's name and `</s>`. It predicts by rank
   classification: each label name is scored as the decoder target (sum of its tokens' log-probs, EOS
   included) and the best scores wins, so every prediction is a valid class (free generation could
@@ -38,18 +42,34 @@ ALLOWED_POOLING = {"encoder": ("cls", "mean"), "two_stream": ("last",), "decoder
 
 
 def make_format(spec: ModelSpec, specials: SpecialIds, seq_len: int, *, prefix_ids: Sequence[int] = (),
-                label_ids: Sequence[Sequence[int]] = (), pooling: str = "auto"):
-    """The format of `spec.family`. prefix_ids / label_ids: encoder_decoder's task prefix and label names;
-    pooling: "auto" (the family's: encoder "cls", decoder and two_stream "last") or one it allows."""
+                label_ids: Sequence[Sequence[int]] = (), pooling: str = "auto", pair_marker_ids: Sequence[int] = ()):
+    """The format of `spec.family`. prefix_ids / label_ids / pair_marker_ids: encoder_decoder's task
+    prefix, label names and (sentence pairs) the words between the texts; pooling: "auto" (the family's:
+    encoder "cls", decoder and two_stream "last") or one it allows."""
     if spec.family == "encoder_decoder":
         if pooling != "auto":
             raise ValueError(f"pooling={pooling!r}: encoder_decoder scores label names, it pools nothing; use 'auto'")
-        return TextToText(specials, seq_len, prefix_ids, label_ids)
+        return TextToText(specials, seq_len, prefix_ids, label_ids, pair_marker_ids)
     pooling = POOLING[spec.family] if pooling == "auto" else pooling
     if pooling not in ALLOWED_POOLING[spec.family]:
         raise ValueError(f"pooling={pooling!r} does not fit a model of family {spec.family!r}: use 'auto' or one of "
                          f"{ALLOWED_POOLING[spec.family]}")
     return PooledClassifier(pooling, specials, seq_len)
+
+
+def truncate_pair(a: Sequence[int], b: Sequence[int], room: int) -> tuple[list[int], list[int]]:
+    """Both texts of a pair cut to `room` tokens in all, BERT's way: a token at a time off the end of
+    the longer one (of the second on a tie), so a short text keeps all of its tokens.
+
+    truncate_pair([1 2 3 4 5], [6 7], 4) -> ([1 2], [6 7]);  ([1 2 3], [6 7 8], 4) -> ([1 2], [6 7])
+    """
+    keep_a, keep_b = len(a), len(b)
+    while keep_a + keep_b > max(room, 0):
+        if keep_a > keep_b:
+            keep_a -= 1
+        else:
+            keep_b -= 1
+    return list(a[:keep_a]), list(b[:keep_b])
 
 
 def _rows(token_ids: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,18 +97,32 @@ class PooledClassifier:
     def init_model(self, backbone: nnx.Module, spec: ModelSpec, num_classes: int, rngs: nnx.Rngs) -> nnx.Module:
         return Classifier(backbone, spec, num_classes, pooling=self.pooling, rngs=rngs)
 
-    def inputs(self, ids: Sequence[int]) -> list[int]:
+    def inputs(self, ids: Sequence[int], ids_b: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+        """(tokens, token types) of one example; ids_b: a sentence pair's second text."""
+        s = self.specials
         if self.pooling in ("cls", "mean"):
-            return [self.specials.cls, *ids[: self.seq_len - 2], self.specials.sep]
-        return [*ids[: self.seq_len - 1], self.specials.eos]
+            if ids_b is None:
+                return [s.cls, *ids[: self.seq_len - 2], s.sep], [0] * min(len(ids) + 2, self.seq_len)
+            a, b = truncate_pair(ids, ids_b, self.seq_len - 3)
+            return [s.cls, *a, s.sep, *b, s.sep], [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        if ids_b is None:
+            tokens = [*ids[: self.seq_len - 1], s.eos]
+        else:
+            a, b = truncate_pair(ids, ids_b, self.seq_len - 2)
+            tokens = [*a, s.sep, *b, s.eos]  # A delimiter between the texts, GPT's way; no token types.
+        return tokens, [0] * len(tokens)
 
-    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray) -> ModelBatch:
-        tokens, segment_ids = _rows([self.inputs(ids) for ids in token_ids], self.seq_len)
+    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray,
+              token_ids_b: Sequence[Sequence[int]] | None = None) -> ModelBatch:
+        pairs = [None] * len(token_ids) if token_ids_b is None else token_ids_b
+        rows, types = zip(*(self.inputs(ids, ids_b) for ids, ids_b in zip(token_ids, pairs, strict=True)),
+                          strict=True)
+        tokens, segment_ids = _rows(rows, self.seq_len)
         return {
             "inputs": tokens,
             "segment_ids": segment_ids,
             "positions": (np.arange(self.seq_len)[None] * segment_ids).astype(np.int32),
-            "token_type_ids": np.zeros_like(tokens),
+            "token_type_ids": _rows(types, self.seq_len)[0],
             TARGETS: {"cls": Targets(np.asarray(labels, np.int32), np.asarray(weights, np.float32))},
         }
 
@@ -106,14 +140,15 @@ class TextToText:
     """
 
     def __init__(self, specials: SpecialIds, seq_len: int, prefix_ids: Sequence[int],
-                 label_ids: Sequence[Sequence[int]]):
-        if seq_len < len(prefix_ids) + 2:
+                 label_ids: Sequence[Sequence[int]], pair_marker_ids: Sequence[int] = ()):
+        if seq_len < len(prefix_ids) + len(pair_marker_ids) + 2:
             raise ValueError(f"seq_len={seq_len} leaves no room for text after the {len(prefix_ids)}-token prefix")
         if not label_ids or any(len(ids) == 0 for ids in label_ids):
             raise ValueError("every label name must encode to at least one token (text-to-text targets)")
         if len({tuple(ids) for ids in label_ids}) != len(label_ids):
             raise ValueError("two label names encode to the same tokens; text-to-text cannot tell them apart")
         self.specials, self.seq_len, self.prefix_ids = specials, seq_len, list(prefix_ids)
+        self.pair_marker_ids = list(pair_marker_ids)
         self.targets_len = max(len(ids) for ids in label_ids) + 1
         targets, target_segments = _rows([[*ids, specials.eos] for ids in label_ids], self.targets_len)
         self._targets = targets  # (K, Ld): label name + EOS, per class.
@@ -126,9 +161,15 @@ class TextToText:
         del spec, num_classes, rngs  # The label names are the outputs: nothing new to train.
         return backbone
 
-    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray) -> ModelBatch:
+    def batch(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray, weights: np.ndarray,
+              token_ids_b: Sequence[Sequence[int]] | None = None) -> ModelBatch:
         room = self.seq_len - len(self.prefix_ids) - 1
-        rows = [[*self.prefix_ids, *ids[:room], self.specials.eos] for ids in token_ids]
+        if token_ids_b is None:
+            rows = [[*self.prefix_ids, *ids[:room], self.specials.eos] for ids in token_ids]
+        else:  # `prefix A marker B </s>`, e.g. "rte sentence1: A sentence2: B </s>"
+            pairs = [truncate_pair(a, b, room - len(self.pair_marker_ids)) for a, b in zip(token_ids, token_ids_b,
+                                                                                          strict=True)]
+            rows = [[*self.prefix_ids, *a, *self.pair_marker_ids, *b, self.specials.eos] for a, b in pairs]
         encoder_inputs, encoder_segment_ids = _rows(rows, self.seq_len)
         labels = np.asarray(labels)
         return {

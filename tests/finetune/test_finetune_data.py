@@ -92,10 +92,10 @@ def write_all_formats(tmp_path) -> dict[str, str]:
 
 def test_csv_tsv_and_jsonl_read_the_same_examples(tmp_path):
     for path in write_all_formats(tmp_path).values():
-        texts, labels = datasets.read_labelled_file(path, ("text",), "label")
+        texts, _, labels = datasets.read_labelled_file(path, ("text",), "label")
         assert texts == [row["text"] for row in ROWS], path
         assert labels == ["pos", "neg", "pos"], path
-        texts, _ = datasets.read_labelled_file(path, ("title", "text"), "label")
+        texts, _, _ = datasets.read_labelled_file(path, ("title", "text"), "label")
         assert texts == ["A Good, and cheap", 'B He said "no"', "C fine"], path
 
 
@@ -184,3 +184,34 @@ def test_stratified_subset_is_seeded_and_nested():
     np.testing.assert_array_equal(np.bincount(labels[datasets.stratified_subset(labels, 3, 3)]), [1, 1, 1])
     with pytest.raises(ValueError, match="max_train_examples=2 is fewer than the 3 classes"):
         datasets.stratified_subset(labels, 2, 0)
+
+
+def test_local_files_read_sentence_pairs(tmp_path):
+    path = str(tmp_path / "pairs.jsonl")
+    with open(path, "w") as f:
+        f.write(json.dumps({"premise": "a cat sat", "hypothesis": "a cat", "label": "entailment"}) + "\n")
+        f.write(json.dumps({"premise": "it rains", "hypothesis": "dry", "label": "contradiction"}) + "\n")
+    config = classify.get_config()
+    config.dataset, config.train_file, config.test_file = "files", path, path
+    config.text_keys, config.text_b_keys = "premise", "hypothesis"
+    data = datasets.load_dataset(config)
+    assert data.train.texts == ["a cat sat", "it rains"] and data.train.texts_b == ["a cat", "dry"]
+    assert data.pair_names == ("premise", "hypothesis") and data.label_names == ("contradiction", "entailment")
+    assert data.train.take(np.asarray([1])).texts_b == ["dry"]
+    config.text_b_keys = "claim"
+    with pytest.raises(ValueError, match=r"pairs.jsonl:1: no column 'claim'"):
+        datasets.load_dataset(config)
+    config.text_keys, config.text_b_keys = "premise", ""  # Single text: no second texts.
+    assert datasets.load_dataset(config).train.texts_b is None
+
+
+@pytest.mark.parametrize("name, split, fields", [
+    ("glue/rte", "validation", ("sentence1", "sentence2")),
+    ("glue/mnli", "validation_matched", ("premise", "hypothesis")),
+])
+def test_glue_pairs_read_both_texts(requested_splits, name, split, fields):
+    with tfds.testing.mock_data(num_examples=6):
+        data = datasets.load_dataset(data_config(dataset=name))
+    assert requested_splits == [(name, "train"), (name, split)]
+    assert data.pair_names == fields and len(data.train.texts_b) == len(data.train.texts) == 6
+    assert all(isinstance(t, str) and t.strip() for t in data.train.texts_b)

@@ -32,6 +32,33 @@ def test_last_token_layout_ends_with_eos():
     np.testing.assert_array_equal(batch["segment_ids"], [[1, 1, 1, 1], [1, 1, 0, 0]])
 
 
+def test_truncate_pair_cuts_the_longer_text_first():
+    # Room 4: [1..5] and [6 7] -> the longer loses 3 tokens; [1 2 3], [6 7 8] -> a tie cuts B, then A.
+    assert formats.truncate_pair([1, 2, 3, 4, 5], [6, 7], 4) == ([1, 2], [6, 7])
+    assert formats.truncate_pair([1, 2, 3], [6, 7, 8], 4) == ([1, 2], [6, 7])
+    assert formats.truncate_pair([1], [6, 7], 9) == ([1], [6, 7])  # Room to spare: nothing cut.
+
+
+def test_sentence_pair_layouts():
+    a, b = [[17, 52, 9], [21]], [[60, 61], [62, 63, 64, 65]]
+    labels, weights = np.asarray([1, 0]), np.ones(2)
+    # Encoder, seq_len 8 (room 5 for the texts): row 1 [CLS] 17 52 9 [SEP] 60 61 [SEP];
+    # row 2: B (4) is cut to 4 = 5 - 1: [CLS] 21 [SEP] 62 63 64 65 [SEP]. Types 1 from B to its [SEP].
+    batch = formats.PooledClassifier("cls", SPECIALS, 8).batch(a, labels, weights, b)
+    np.testing.assert_array_equal(batch["inputs"], [[5, 17, 52, 9, 6, 60, 61, 6], [5, 21, 6, 62, 63, 64, 65, 6]])
+    np.testing.assert_array_equal(batch["token_type_ids"], [[0, 0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(batch["segment_ids"], np.ones((2, 8)))
+    # Decoder, seq_len 7 (room 5): A [SEP] B </s>, no token types; row 2 cuts B to 4.
+    batch = formats.PooledClassifier("last", SPECIALS, 7).batch(a, labels, weights, b)
+    np.testing.assert_array_equal(batch["inputs"], [[17, 52, 9, 6, 60, 61, 1], [21, 6, 62, 63, 64, 65, 1]])
+    np.testing.assert_array_equal(batch["token_type_ids"], np.zeros((2, 7)))
+    # Text to text, seq_len 9: prefix [80 81], marker [90], </s>: room 5; row 2: B cut to 4.
+    fmt = formats.TextToText(SPECIALS, 9, prefix_ids=[80, 81], label_ids=[[40], [41]], pair_marker_ids=[90])
+    batch = fmt.batch(a, labels, weights, b)
+    np.testing.assert_array_equal(batch["encoder_inputs"], [[80, 81, 17, 52, 9, 90, 60, 61, 1],
+                                                            [80, 81, 21, 90, 62, 63, 64, 65, 1]])
+
+
 def text_to_text(seq_len=6):
     return formats.TextToText(SPECIALS, seq_len, prefix_ids=[80, 81], label_ids=[[40], [41, 42]])
 
@@ -92,7 +119,7 @@ def test_pooling_choice_per_family():
     encoder = spec_from_config(c, SPECIALS.vocab_size)
     assert formats.make_format(encoder, SPECIALS, 8).pooling == "cls"
     mean = formats.make_format(encoder, SPECIALS, 8, pooling="mean")
-    assert mean.pooling == "mean" and mean.inputs([17, 52]) == [5, 17, 52, 6]  # The [CLS] text [SEP] layout.
+    assert mean.pooling == "mean" and mean.inputs([17, 52]) == ([5, 17, 52, 6], [0, 0, 0, 0])  # [CLS] text [SEP].
     with pytest.raises(ValueError, match="pooling='last' does not fit a model of family 'encoder'"):
         formats.make_format(encoder, SPECIALS, 8, pooling="last")
     c.family = "decoder"

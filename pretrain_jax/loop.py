@@ -137,7 +137,6 @@ class Progress(Hook):
         self._nonfinite, self._last_checkpoint, self._with = nonfinite, last_checkpoint, tuple(with_hooks)
         self._pending: list[dict] = []
         self._window_step: int | None = None
-        self.last: dict[str, float] = {}  # The last line's figures.
 
     def due(self, info: StepInfo) -> bool:
         return super().due(info) or any(hook.due(info) for hook in self._with)
@@ -168,7 +167,6 @@ class Progress(Hook):
         scalars["step_losses"] = [float(m["loss"]) for m in fetched]
         if self._writer is not None:
             self._writer.write("train", info.step, scalars)
-        self.last = scalars
         self._pending, self._window_step = [], info.step
 
     def _check_nonfinite(self, fetched: list[dict]) -> None:

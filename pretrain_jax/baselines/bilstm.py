@@ -180,11 +180,14 @@ def train(train_examples: Sequence[tuple[str, int]], tokenizer, embeddings: np.n
     batch_size = config.batch_size
     steps_per_epoch = -(-len(labels) // batch_size)  # The last batch of an epoch is padded.
 
+    @functools.lru_cache(maxsize=1)  # One permutation per epoch, not one per step.
+    def epoch_order(epoch: int) -> np.ndarray:
+        return np.random.default_rng([config.seed, epoch]).permutation(len(labels))
+
     def next_batch(step: int):
         epoch, index = divmod(step - 1, steps_per_epoch)
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(labels))
-        return _padded_batch((tokens, lengths, labels), order[index * batch_size:(index + 1) * batch_size],
-                             batch_size)
+        rows = epoch_order(epoch)[index * batch_size:(index + 1) * batch_size]
+        return _padded_batch((tokens, lengths, labels), rows, batch_size)
 
     num_steps = config.num_epochs * steps_per_epoch
     writer = None if workdir is None else metrics.MetricsWriter(workdir)

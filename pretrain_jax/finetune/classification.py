@@ -215,11 +215,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     order = example_order(len(train), num_steps * config.batch_size, config.seed)
     ones = np.ones(config.batch_size, np.float32)
 
-    def next_batch(step: int):
+    def host_batch(step: int):
         rows = order[(step - 1) * config.batch_size: step * config.batch_size]
         pairs = None if train_ids_b is None else [train_ids_b[i] for i in rows]
-        return sharding.to_global_batch(fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones, pairs),
-                                        mesh)
+        return fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones, pairs)
 
     logging.info("fine-tuning %s (%s, %s, step %s) on %s: %d train / %d test examples, %d classes, %d steps;"
                  " set-up %.1fs", config.init_from, pretrained.config.model.family, config.init, pretrained.step,
@@ -238,10 +237,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
                      history[-1]["macro_f1"])
         writer.write("eval", info.step, history[-1])
 
-    progress = _progress(config, writer, backbone_spec(config, pretrained), batch_shapes(next_batch(1)), num_steps,
+    progress = _progress(config, writer, backbone_spec(config, pretrained), batch_shapes(host_batch(1)), num_steps,
                          mesh)
     hooks = [progress, loop.Callback(loop.Period(steps=config.eval_every, end=True), evaluate)]
-    loop.run(state, train_step, next_batch, hooks, start_step=0, num_steps=num_steps)
+    loop.run(state, train_step, lambda step: sharding.to_global_batch(host_batch(step), mesh), hooks, start_step=0,
+             num_steps=num_steps)
     writer.close()
     results = {
         **final["report"],

@@ -1,5 +1,5 @@
-"""The one place that turns a model's output into the loss: weighted cross-entropy per head, then a
-weighted sum over heads.
+"""The one place that turns a model's output into the loss: weighted cross-entropy per head (squared
+error for a head whose targets are real numbers), then a weighted sum over heads.
 
 A model returns `ModelOutput(logits={head: (..., C)}, targets={...})`; each head is scored against
 `Targets(ids, weights)` from the model's own `targets` when it has them (ELECTRA's replaced-token
@@ -20,7 +20,7 @@ from pretrain_jax.batch import TARGETS, ModelBatch, ModelOutput, Targets
 class HeadSums(NamedTuple):
     """Weighted sums of one head over a batch (scalars), so they add up across batches and devices."""
 
-    loss: jax.Array  # sum of weight * cross-entropy
+    loss: jax.Array  # sum of weight * cross-entropy (regression heads: squared error)
     correct: jax.Array  # sum of weight * (target predicted)
     weight: jax.Array  # sum of weights
 
@@ -47,14 +47,22 @@ def predicted_correctly(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def head_sums(output: ModelOutput, batch: ModelBatch) -> dict[str, HeadSums]:
-    """{head: HeadSums} of the weighted cross-entropy, accuracy and weight of each head."""
+    """{head: HeadSums} of the weighted cross-entropy, accuracy and weight of each head.
+
+    A head whose target ids are floating point is a regression head: logits (..., 1), targets (...);
+    its loss is the squared error and its accuracy 0 (nothing is a class).
+    """
     sums = {}
     for h, target in head_targets(output, batch).items():
         logits = output.logits[h].astype(jnp.float32)  # (..., C)
         weights = target.weights.astype(jnp.float32)  # (...)
-        xent = optax.softmax_cross_entropy_with_integer_labels(logits, target.ids)
-        correct = predicted_correctly(logits, target.ids).astype(jnp.float32)
-        sums[h] = HeadSums(jnp.sum(xent * weights), jnp.sum(correct * weights), jnp.sum(weights))
+        if jnp.issubdtype(target.ids.dtype, jnp.floating):
+            loss = jnp.square(logits[..., 0] - target.ids.astype(jnp.float32))
+            correct = jnp.zeros_like(loss)
+        else:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, target.ids)
+            correct = predicted_correctly(logits, target.ids).astype(jnp.float32)
+        sums[h] = HeadSums(jnp.sum(loss * weights), jnp.sum(correct * weights), jnp.sum(weights))
     return sums
 
 

@@ -6,6 +6,8 @@
     pretrain-jax sweep --sweep=configs/sweeps/objectives_tiny.py --workdir=/tmp/objectives [--print_commands]
     pretrain-jax generate --workdir=/tmp/gpt_tiny --prompt "The list" --temperature=0.8 --top_p=0.9
     pretrain-jax finetune --config=configs/finetune/classify.py --config.init_from=/tmp/bert_tiny --workdir=/tmp/sst2
+    pretrain-jax predict --workdir=/tmp/sst2 --input=new.jsonl --output=preds.jsonl
+    pretrain-jax evaluate --suite=glue --config=configs/finetune/classify.py --config.init_from=/tmp/b --workdir=/tmp/g
     pretrain-jax baseline --config=configs/skipgram_bilstm.py:tiny --workdir=/tmp/skipgram_bilstm
 
 Every mistake a user can make (a flag, a path, a config file or value, the disk) ends with one line
@@ -43,6 +45,15 @@ COMMANDS = {
                  ["config", "workdir"], "configs/finetune/classify.py (init_from, dataset, optim, ...)",
                  "pretrain-jax finetune --config=configs/finetune/classify.py:tiny"
                  " --config.init_from=workdirs/bert_tiny --workdir=workdirs/ft"),
+    "predict": ("label the rows of a file with a fine-tuned workdir's saved model (writes only --output)",
+                ["workdir", "input", "output"], "none: the fine-tuned workdir's model/model.json",
+                "pretrain-jax predict --workdir=workdirs/ft --input=new.jsonl --output=preds.jsonl"),
+    "evaluate": ("fine-tune every task of a suite (glue, superglue or a suite file) with several seeds; the"
+                 " suite's table, median and spread per task, in the workdir",
+                 ["suite", "config", "workdir", "print_commands"],
+                 "configs/finetune/classify.py (init_from and the settings every task shares)",
+                 "pretrain-jax evaluate --suite=glue --config=configs/finetune/classify.py"
+                 " --config.init_from=workdirs/bert --workdir=workdirs/bert_glue"),
     "baseline": ("the pre-2018 baseline: skip-gram embeddings + a BiLSTM classifier",
                  ["config", "workdir"], "configs/skipgram_bilstm.py (its baseline section)",
                  "pretrain-jax baseline --config=configs/skipgram_bilstm.py:tiny --workdir=workdirs/baseline"),
@@ -50,7 +61,7 @@ COMMANDS = {
               ["sweep", "workdir", "print_commands"], "the sweep file's runs (each a train config)",
               "pretrain-jax sweep --sweep=configs/sweeps/objectives_tiny.py --workdir=workdirs/sweep"),
 }
-READ_ONLY = ("eval", "fill-mask", "generate")
+READ_ONLY = ("eval", "fill-mask", "generate", "predict")
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file, e.g. configs/bert_mlm.py:tiny (finetune:"
                                 " configs/finetune/classify.py; baseline: configs/skipgram_bilstm.py).",
@@ -66,7 +77,12 @@ flags.DEFINE_float("temperature", 0.0, "generate: sampling temperature (0 = gree
 flags.DEFINE_float("top_p", 1.0, "generate: nucleus sampling mass (1 = no limit).")
 flags.DEFINE_integer("seed", 0, "generate: sampling seed (same seed, same text).")
 flags.DEFINE_string("sweep", None, "sweep: sweep file, e.g. configs/sweeps/objectives_tiny.py; --workdir is its root.")
-flags.DEFINE_bool("print_commands", False, "sweep: print a `pretrain-jax train` command per unfinished run instead.")
+flags.DEFINE_string("input", None, "predict: a .jsonl / .csv / .tsv file of examples with the model's text fields.")
+flags.DEFINE_string("output", None, "predict: where to write the rows with their predictions (JSONL).")
+flags.DEFINE_bool("print_commands", False, "sweep: print a `pretrain-jax train` command per unfinished run instead;"
+                  " evaluate: a `pretrain-jax finetune` command per unfinished run.")
+flags.DEFINE_string("suite", None, "evaluate: glue, superglue, or a suite file (get_suite()), e.g."
+                    " configs/suites/local_tiny.py.")
 flags.DEFINE_bool("debug", False, "Show the traceback of an error about the input too (they are one line otherwise).")
 FLAGS = flags.FLAGS
 USAGE = 2  # exit status of a malformed command line
@@ -214,7 +230,16 @@ def _run_command(command: str, rest: list[str]) -> None:
         from pretrain_jax import finetune
 
         results = finetune.run(FLAGS.config, FLAGS.workdir)
-        print(json.dumps({k: results[k] for k in ("accuracy", "macro_f1", "num_train_examples", "steps")}))
+        headline = ("accuracy", "macro_f1") if results["task"] == "classification" else ("pearson", "spearman")
+        print(json.dumps({k: results[k] for k in ("score", *headline, "num_train_examples", "steps")}))
+    elif command == "predict":
+        if not FLAGS.input or not FLAGS.output:
+            _usage_error("predict needs --input=FILE and --output=FILE", command)
+        from pretrain_jax.finetune import predict
+
+        summary = predict.predict_file(FLAGS.workdir, FLAGS.input, FLAGS.output)
+        print(json.dumps({k: v for k, v in summary.items() if k in ("score", "accuracy", "macro_f1", "pearson",
+                                                                    "spearman", "num_examples", "output")}))
     elif command == "baseline":
         if FLAGS.config is None or "baseline" not in FLAGS.config:
             _usage_error("baseline needs --config=configs/skipgram_bilstm.py[:tiny] (a config with a baseline"
@@ -237,6 +262,15 @@ def _run_command(command: str, rest: list[str]) -> None:
             print(evaluation.format_metrics(scalars))
             for key in sorted(scalars):
                 print(f"  {key:32s} {scalars[key]:.6g}")
+    elif command == "evaluate":
+        if FLAGS.config is None or not FLAGS.suite:
+            _usage_error("evaluate needs --suite=glue (or superglue, or a suite file) and"
+                         " --config=configs/finetune/classify.py --config.init_from=WORKDIR", command)
+        from pretrain_jax.finetune import suite
+
+        suite.main(FLAGS.suite, config_flags.get_config_filename(FLAGS["config"]),
+                   config_flags.get_override_values(FLAGS["config"]), FLAGS.workdir,
+                   print_commands=FLAGS.print_commands)
     elif command == "sweep":
         if not FLAGS.sweep:
             _usage_error("sweep needs --sweep=configs/sweeps/<name>.py", command)

@@ -1,6 +1,10 @@
 """Test-sized configs shared by test modules (import as `from tiny_configs import ...`)."""
 
+import glob
 import importlib
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def overridden(config, overrides: dict):
@@ -48,3 +52,16 @@ def tiny_bert_config(**overrides):
         "train.log_every_secs": 0.0,
     }
     return shrunk_bert_config(**{**defaults, **overrides})
+
+
+def tiny_config_names() -> list[str]:
+    """configs/*.py files whose get_config("tiny") is a variant of their default (base.py is not), except the
+    skip-gram baseline's (it has a `baseline` section and pre-trains no transformer): the configs that
+    tests/configs/test_tiny_configs_train.py trains end to end on the 8-device data-parallel mesh."""
+    names = []
+    for path in sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))):
+        module = importlib.import_module(f"configs.{os.path.basename(path)[:-3]}")
+        get_config = getattr(module, "get_config", None)
+        if get_config is not None and get_config("tiny") != get_config() and "baseline" not in get_config():
+            names.append(module.__name__.split(".")[-1])
+    return names

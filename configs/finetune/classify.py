@@ -28,11 +28,14 @@ def get_config(arg=None):
 
     c.dataset = "glue/sst2"  # TFDS name (glue/sst2, imdb_reviews, ag_news_subset, ...) or "files".
     c.tfds_data_dir = ""  # TFDS data_dir ("" = TFDS default); datasets are read prepared, never downloaded.
+    c.glue_dir = ""  # GLUE's own TSV files (GLUE_DIR/RTE/train.tsv, ...) for a glue/* dataset, instead of TFDS.
     c.train_file = ""  # dataset="files": training examples, a .csv / .tsv (with a header row) or .jsonl file.
     c.test_file = ""  # dataset="files": test examples, same format and columns.
     c.text_keys = ""  # Comma-separated text fields, joined with a space ("" = the dataset's own; files: "text").
     c.text_b_keys = ""  # Sentence pairs: the second text's fields, segment B ("" = the dataset's own, or none).
     c.label_key = ""  # Label field ("" = "label").
+    c.task = "auto"  # "classification", "regression" (a number per example, e.g. STS-B) or "auto" (the dataset's).
+    c.regression_step = 0.2  # encoder_decoder regression: scores are written rounded to this step (T5's STS-B).
     c.labels = ""  # files: comma-separated label names in class-id order ("" = sorted, numerically if numbers).
     c.train_split = ""  # TFDS split to train on ("" = the dataset's own, "train").
     c.test_split = ""  # TFDS split to report ("" = the dataset's own: "test"; GLUE: "validation").

@@ -147,13 +147,7 @@ def _tfds_split(data_config, split: str) -> TextColumn:
     if not name:
         raise ValueError("data.source='tfds' needs data.tfds_name, e.g. 'lm1b'")
     data_dir = os.path.expanduser(data_config.tfds_data_dir) if data_config.tfds_data_dir else None
-    try:
-        # download=False: reading must never start a multi-hour download and prepare as a side effect.
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except tfds.core.registered.DatasetNotFoundError:
-        raise ValueError(_unregistered_dataset(name, data_dir)) from None
-    except Exception as e:  # noqa: BLE001 -- TFDS raises many types; each is diagnosed below.
-        raise ValueError(_diagnose_tfds_failure(name, split, data_dir, e)) from None
+    source = open_tfds(name, split, data_dir, f"Unknown TFDS dataset {name!r} (data.tfds_name); check the name")
     if len(source) > 0:
         example = source[0]
         if data_config.text_key not in example:
@@ -166,25 +160,52 @@ def _tfds_split(data_config, split: str) -> TextColumn:
     return columns
 
 
-def _unregistered_dataset(name: str, data_dir: str | None) -> str:
+def open_tfds(name: str, split: str, data_dir: str | None, unknown: str):
+    """`tfds.data_source` of a prepared split (download=False: reading never starts a download and
+    prepare as a side effect), or a one-line ValueError saying why not; `unknown` is the message for
+    a name TFDS has no builder for.
+
+    TFDS imports its older builders (glue, c4, squad, ...) lazily, on first use of
+    `tensorflow_datasets.text`; they are imported first, so a name resolves the same in every process,
+    whatever ran before.
+    """
+    import tensorflow_datasets.text  # noqa: F401
+
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(_unregistered_dataset(name, data_dir, unknown)) from None
+    except ModuleNotFoundError as error:  # TFDS re-raises the builder's import error with its own message.
+        if error.name != "tensorflow" and "No module named 'tensorflow'" not in str(error):
+            raise
+        raise ValueError(_needs_tensorflow(name, data_dir)) from None
+    except Exception as e:  # noqa: BLE001 -- TFDS raises many types; each is diagnosed below.
+        raise ValueError(_diagnose_tfds_failure(name, split, data_dir, e)) from None
+
+
+def _unregistered_dataset(name: str, data_dir: str | None, unknown: str) -> str:
     """Why TFDS does not know `name`: a misspelling, or a builder whose module needs TensorFlow.
 
-    Without TensorFlow, TFDS registers only the builders that import without it (c4, wikipedia,
-    glue and others do not), yet a copy prepared elsewhere as array_record reads fine.
+    Without TensorFlow, TFDS registers only the builders that import without it, yet a copy prepared
+    elsewhere as array_record reads fine.
     """
     base = name.split("/")[0].split(":")[0]
     package = os.path.dirname(tfds.__file__)
     has_module = bool(glob.glob(os.path.join(package, "**", f"{base}.py"), recursive=True)
                       or glob.glob(os.path.join(package, "**", base, f"{base}*.py"), recursive=True))
     if not has_module:
-        return f"Unknown TFDS dataset {name!r} (data.tfds_name); check the name"
+        return unknown
     if importlib.util.find_spec("tensorflow") is None:
-        where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
-        return (f"TFDS dataset {name!r} exists, but its builder needs TensorFlow, which is not installed, and no"
-                f" prepared copy is in {where}: prepare one where TensorFlow is (`tfds build {base}"
-                f" --file_format=array_record --data_dir=DIR`) and set data.tfds_data_dir=DIR, or install"
-                " tensorflow-cpu")
+        return _needs_tensorflow(name, data_dir)
     return f"TFDS dataset {name!r} is known to TFDS but did not register here; check the name and its version"
+
+
+def _needs_tensorflow(name: str, data_dir: str | None) -> str:
+    where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
+    return (f"TFDS dataset {name!r} exists, but its builder needs TensorFlow, which is not installed, and no"
+            f" prepared copy is in {where}: prepare one where TensorFlow is (`tfds build {name.split('/')[0]}"
+            f" --file_format=array_record --data_dir=DIR`) and set data.tfds_data_dir=DIR, or install"
+            " tensorflow-cpu")
 
 
 def _diagnose_tfds_failure(name: str, split: str, data_dir: str | None, error: Exception) -> str:

@@ -42,8 +42,7 @@ from pretrain_jax.batch import batch_shapes
 from pretrain_jax.checkpoint import Checkpointer
 from pretrain_jax.config_validation import ConfigError
 from pretrain_jax.data import tokenizer as tokenizer_lib
-from pretrain_jax.finetune import datasets, formats
-from pretrain_jax.finetune import metrics as finetune_metrics
+from pretrain_jax.finetune import datasets, formats, glue_files, saved, tasks
 from pretrain_jax.models.heads import POOLINGS
 
 INITS = ("pretrained", "scratch")
@@ -144,9 +143,20 @@ def _has_trained_pooler(model: nnx.Module, pretrain_config: ml_collections.Confi
 
 
 def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str],
-                pair_names: tuple[str, str] | None = None):
-    """The family's format; pair_names (the fields of a sentence pair's A and B) make T5's pair input,
-    e.g. `rte sentence1: A sentence2: B` (a task_prefix replaces `rte sentence1: `)."""
+                pair_names: tuple[str, str] | None = None, b_first: bool = False):
+    """The family's format (formats.make_format with `format_args`)."""
+    return formats.make_format(backbone_spec(config, pretrained), pretrained.tokenizer.specials,
+                               **format_args(config, pretrained, label_names, pair_names, b_first))
+
+
+def format_args(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str],
+                pair_names: tuple[str, str] | None = None, b_first: bool = False) -> dict:
+    """formats.make_format's keyword arguments as JSON-ready token ids (the saved model stores them).
+
+    pair_names (the fields of a sentence pair's A and B) make T5's pair input, e.g. `rte sentence1: A
+    sentence2: B` (a task_prefix replaces `rte sentence1: `); b_first: T5 reads B first, `mnli
+    hypothesis: B premise: A`, as its GLUE preprocessing orders the fields.
+    """
     spec = backbone_spec(config, pretrained)
     if spec.family != "encoder_decoder" and config.seq_len > spec.max_len:
         raise ConfigError(f"seq_len={config.seq_len} exceeds the pre-trained model's max_len={spec.max_len}")
@@ -154,11 +164,26 @@ def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label
     if pair_names is None:
         prefix, marker = config.task_prefix or f"{task_name(config.dataset)}: ", ""
     else:
-        prefix = config.task_prefix or f"{task_name(config.dataset)} {pair_names[0]}: "
-        marker = f" {pair_names[1]}: "
-    return formats.make_format(spec, tokenizer.specials, config.seq_len, prefix_ids=tokenizer.encode(prefix),
-                               label_ids=[tokenizer.encode(name) for name in label_names], pooling=config.pooling,
-                               pair_marker_ids=tokenizer.encode(marker) if marker else ())
+        first, second = pair_names[::-1] if b_first else pair_names
+        prefix = config.task_prefix or f"{task_name(config.dataset)} {first}: "
+        marker = f" {second}: "
+    return {"seq_len": config.seq_len, "prefix_ids": tokenizer.encode(prefix),
+            "label_ids": [tokenizer.encode(name) for name in label_names], "pooling": config.pooling,
+            "pair_marker_ids": tokenizer.encode(marker) if marker else [], "b_first": b_first}
+
+
+def load_data(config: ml_collections.ConfigDict) -> datasets.Dataset:
+    """The dataset `config` names: GLUE's own TSV files under glue_dir, a TFDS name, or local files."""
+    if config.glue_dir:
+        return glue_files.load(config.dataset, config.glue_dir)
+    return datasets.load_dataset(config)
+
+
+def make_task(config: ml_collections.ConfigDict, data: datasets.Dataset):
+    """The task the dataset's labels make: its classes, or (regression) the score grid of its train labels."""
+    if data.kind == "regression":
+        return tasks.Regression.from_labels(data.train.labels, config.regression_step)
+    return tasks.Classification(data.label_names)
 
 
 def task_name(dataset: str) -> str:
@@ -192,8 +217,10 @@ def _optim_config(config: ml_collections.ConfigDict, num_steps: int) -> ml_colle
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[jax.Device] | None = None) -> dict:
     """Fine-tunes `config.init_from` on `config.dataset`; writes and returns the test results.
 
-    Writes WORKDIR/config.json, metrics.jsonl (progress and eval records) and results.json:
-    accuracy, macro_f1, per_class_f1, confusion_matrix, majority_baseline_accuracy, the number of
+    Writes WORKDIR/config.json, metrics.jsonl (progress and eval records), the fine-tuned model
+    (WORKDIR/model: saved.py; `pretrain-jax predict` reads it) and results.json: the task's scores
+    (classification: accuracy, macro_f1, per_class_f1, confusion_matrix, majority_baseline_accuracy;
+    regression: pearson, spearman, mse; both: "score", the GLUE score of the task), the number of
     train / test examples, steps, the init and where it came from. devices: default all.
     """
     metrics_lib.quiet_library_logs()
@@ -203,12 +230,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, experiment.CONFIG_FILE), "w") as f:
         f.write(config.to_json(indent=2))
-    data = datasets.load_dataset(config)  # Before the weights: a data error shows in a second.
+    data = load_data(config)  # Before the weights: a data error shows in a second.
     train = data.train.take(datasets.stratified_subset(data.train.labels, config.max_train_examples, config.seed))
     test = data.test.take(datasets.stratified_subset(data.test.labels, config.max_test_examples, 0))
+    task = make_task(config, data)
     pretrained = load_pretrained(config, devices)
-    fmt = make_format(config, pretrained, data.label_names, data.pair_names)
-    model = build_model(config, pretrained, fmt, data.num_classes)
+    fmt_args = format_args(config, pretrained, task.label_names, data.pair_names, data.text_to_text_b_first)
+    fmt = formats.make_format(backbone_spec(config, pretrained), pretrained.tokenizer.specials, **fmt_args)
+    if fmt.text_to_text and task.kind == "regression":
+        task.check_text_to_text()
+    model = build_model(config, pretrained, fmt, task.num_outputs)
     num_steps = num_train_steps(config, len(train))
     state, train_step, scores_step = _compiled_steps(config, model, fmt, num_steps, mesh)
     (train_ids, train_ids_b), test_ids = _encode(pretrained.tokenizer, train), _encode(pretrained.tokenizer, test)
@@ -218,11 +249,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     def host_batch(step: int):
         rows = order[(step - 1) * config.batch_size: step * config.batch_size]
         pairs = None if train_ids_b is None else [train_ids_b[i] for i in rows]
-        return fmt.batch([train_ids[i] for i in rows], train.labels[rows], ones, pairs)
+        return fmt.batch([train_ids[i] for i in rows], task.targets(train.labels[rows], fmt.text_to_text), ones, pairs)
 
-    logging.info("fine-tuning %s (%s, %s, step %s) on %s: %d train / %d test examples, %d classes, %d steps;"
+    logging.info("fine-tuning %s (%s, %s, step %s) on %s (%s): %d train / %d test examples, %d outputs, %d steps;"
                  " set-up %.1fs", config.init_from, pretrained.config.model.family, config.init, pretrained.step,
-                 data.name, len(train), len(test), data.num_classes, num_steps, time.time() - started)
+                 data.name, task.kind, len(train), len(test), task.num_outputs, num_steps, time.time() - started)
     writer = metrics_lib.MetricsWriter(workdir)
     history, final, train_started = [], {}, time.time()
 
@@ -230,25 +261,30 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
         """The test split scored by the step's weights; the last step's scores are the results."""
         if info.end:
             final["train_seconds"] = time.time() - train_started  # Before the final scoring.
-        predictions = predict(fmt, scores_step, info.state["params"], *test_ids, config.eval_batch_size, mesh)
-        final["report"] = finetune_metrics.classification_report(test.labels, predictions, data.label_names)
-        history.append({"step": info.step, **{k: final["report"][k] for k in ("accuracy", "macro_f1")}})
-        logging.info("finetune eval at step %d: accuracy %.4f, macro-F1 %.4f", info.step, history[-1]["accuracy"],
-                     history[-1]["macro_f1"])
+        predictions = predict(fmt, task, scores_step, info.state["params"], *test_ids, config.eval_batch_size, mesh)
+        final["report"] = task.report(test.labels, predictions)
+        history.append({"step": info.step, **{k: final["report"][k] for k in ("score", *task.headline)}})
+        logging.info("finetune eval at step %d: %s", info.step,
+                     ", ".join(f"{k} {history[-1][k]:.4f}" for k in task.headline))
         writer.write("eval", info.step, history[-1])
 
     progress = _progress(config, writer, backbone_spec(config, pretrained), batch_shapes(host_batch(1)), num_steps,
                          mesh)
     hooks = [progress, loop.Callback(loop.Period(steps=config.eval_every, end=True), evaluate)]
-    loop.run(state, train_step, lambda step: sharding.to_global_batch(host_batch(step), mesh), hooks, start_step=0,
-             num_steps=num_steps)
+    ending = loop.run(state, train_step, lambda step: sharding.to_global_batch(host_batch(step), mesh), hooks,
+                      start_step=0, num_steps=num_steps)
     writer.close()
+    inputs = {"text_keys": list(data.text_keys), "text_b_keys": list(data.text_b_keys), "label_key": data.label_key}
+    saved.save(workdir, ending.state["params"], backbone_config(config, pretrained), pretrained.tokenizer, task,
+               fmt_args, inputs, config.eval_batch_size)
     results = {
         **final["report"],
+        "task": task.kind,
         "label_names": list(data.label_names),
         "dataset": data.name,
         "num_train_examples": len(train),
-        "train_class_counts": np.bincount(train.labels, minlength=data.num_classes).tolist(),
+        **({"train_class_counts": np.bincount(train.labels, minlength=data.num_classes).tolist()}
+           if task.kind == "classification" else {}),
         "max_train_examples": config.max_train_examples,
         "steps": num_steps,
         "epochs": num_steps * config.batch_size / len(train),
@@ -264,8 +300,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     }
     with open(os.path.join(workdir, RESULTS_FILE), "w") as f:
         json.dump(results, f, indent=2)
-    logging.info("finetune done: accuracy %.4f, macro-F1 %.4f (majority baseline %.4f) on %d test examples; %s",
-                 results["accuracy"], results["macro_f1"], results["majority_baseline_accuracy"], len(test),
+    logging.info("finetune done: %s on %d test examples; %s",
+                 ", ".join(f"{k} {results[k]:.4f}" for k in task.headline), len(test),
                  os.path.join(workdir, RESULTS_FILE))
     return results
 
@@ -311,11 +347,12 @@ def _encode(tokenizer, examples: datasets.Examples) -> tuple[list[list[int]], li
     return tokenizer.encode_batch(examples.texts), None if texts_b is None else tokenizer.encode_batch(texts_b)
 
 
-def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]],
+def predict(fmt, task, scores_step, params, token_ids: Sequence[Sequence[int]],
             token_ids_b: Sequence[Sequence[int]] | None, batch_size: int, mesh) -> np.ndarray:
-    """(N,) predicted class ids, `batch_size` examples per jitted call; the last batch is filled with
-    copies of its first example (every call has one shape) whose predictions are dropped.
-    token_ids_b: sentence pairs' second texts, or None."""
+    """(N,) predictions (class ids, or regression scores) as `task` decodes the model's scores,
+    `batch_size` examples per jitted call; the last batch is filled with copies of its first example
+    (every call has one shape) whose predictions are dropped. token_ids_b: sentence pairs' second
+    texts, or None."""
     predictions = []
     for start in range(0, len(token_ids), batch_size):
         chunk = list(token_ids[start: start + batch_size])
@@ -327,8 +364,8 @@ def predict(fmt, scores_step, params, token_ids: Sequence[Sequence[int]],
             pairs += [pairs[0]] * (batch_size - real)
         batch = fmt.batch(chunk, np.zeros(batch_size, np.int32), np.ones(batch_size, np.float32), pairs)
         scores = jax.device_get(scores_step(params, sharding.to_global_batch(batch, mesh)))
-        predictions.append(np.argmax(scores[:real], axis=-1))
-    return np.concatenate(predictions).astype(np.int32)
+        predictions.append(task.decode(scores[:real], fmt.text_to_text))
+    return np.concatenate(predictions)
 
 
 def data_efficiency_curve(config: ml_collections.ConfigDict, workdir: str, label_counts: Sequence[int],

@@ -7,6 +7,9 @@ A format has one signature for every family, so the fine-tuning loop never branc
     batch = fmt.batch(token_ids, labels, weights, token_ids_b)     # sentence pairs (A, B)
     scores = fmt.scores(model, batch)                              # (B, num_classes) float32, inside jit
 
+Labels are class ids (int), or for a regression task on a pooled head real numbers (float: one
+output, squared error); tasks.py says which, and what the scores predict.
+
 - `PooledClassifier("cls")` (encoder, ELECTRA): `[CLS] text [SEP]`, or for a pair `[CLS] A [SEP] B
   [SEP]` with token types 0 up to the first [SEP] and 1 after; BERT's pooler (dense + tanh) on
   the [CLS] position, then a linear layer (`models.Classifier`, head `cls`).
@@ -42,14 +45,15 @@ ALLOWED_POOLING = {"encoder": ("cls", "mean"), "two_stream": ("last",), "decoder
 
 
 def make_format(spec: ModelSpec, specials: SpecialIds, seq_len: int, *, prefix_ids: Sequence[int] = (),
-                label_ids: Sequence[Sequence[int]] = (), pooling: str = "auto", pair_marker_ids: Sequence[int] = ()):
-    """The format of `spec.family`. prefix_ids / label_ids / pair_marker_ids: encoder_decoder's task
-    prefix, label names and (sentence pairs) the words between the texts; pooling: "auto" (the family's:
-    encoder "cls", decoder and two_stream "last") or one it allows."""
+                label_ids: Sequence[Sequence[int]] = (), pooling: str = "auto", pair_marker_ids: Sequence[int] = (),
+                b_first: bool = False):
+    """The format of `spec.family`. prefix_ids / label_ids / pair_marker_ids / b_first: encoder_decoder's
+    task prefix, label names, (sentence pairs) the words between the texts and whether B is written first;
+    pooling: "auto" (the family's: encoder "cls", decoder and two_stream "last") or one it allows."""
     if spec.family == "encoder_decoder":
         if pooling != "auto":
             raise ValueError(f"pooling={pooling!r}: encoder_decoder scores label names, it pools nothing; use 'auto'")
-        return TextToText(specials, seq_len, prefix_ids, label_ids, pair_marker_ids)
+        return TextToText(specials, seq_len, prefix_ids, label_ids, pair_marker_ids, b_first)
     pooling = POOLING[spec.family] if pooling == "auto" else pooling
     if pooling not in ALLOWED_POOLING[spec.family]:
         raise ValueError(f"pooling={pooling!r} does not fit a model of family {spec.family!r}: use 'auto' or one of "
@@ -81,6 +85,13 @@ def _rows(token_ids: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, 
     return tokens, (np.arange(length)[None] < lengths[:, None]).astype(np.int32)
 
 
+def _targets(labels) -> np.ndarray:
+    """Class ids as int32; regression scores (floating point) as float32, which losses.py scores by
+    squared error on the head's one output."""
+    labels = np.asarray(labels)
+    return labels.astype(np.float32 if np.issubdtype(labels.dtype, np.floating) else np.int32)
+
+
 class PooledClassifier:
     """One pooled hidden state -> a linear layer over the classes (head `cls`).
 
@@ -88,6 +99,8 @@ class PooledClassifier:
     (truncated)
     pooling="last", seq_len 6: text [17 52]        -> inputs [17 52 </s> 0 0 0], pooled at position 2
     """
+
+    text_to_text = False
 
     def __init__(self, pooling: str, specials: SpecialIds, seq_len: int):
         if seq_len < 3:
@@ -123,7 +136,7 @@ class PooledClassifier:
             "segment_ids": segment_ids,
             "positions": (np.arange(self.seq_len)[None] * segment_ids).astype(np.int32),
             "token_type_ids": _rows(types, self.seq_len)[0],
-            TARGETS: {"cls": Targets(np.asarray(labels, np.int32), np.asarray(weights, np.float32))},
+            TARGETS: {"cls": Targets(_targets(labels), np.asarray(weights, np.float32))},
         }
 
     def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:
@@ -139,8 +152,10 @@ class TextToText:
     label 0 -> decoder_inputs [0 40 0],  targets["lm"] ids [40 </s> 0],  weights [1 1 0].
     """
 
+    text_to_text = True
+
     def __init__(self, specials: SpecialIds, seq_len: int, prefix_ids: Sequence[int],
-                 label_ids: Sequence[Sequence[int]], pair_marker_ids: Sequence[int] = ()):
+                 label_ids: Sequence[Sequence[int]], pair_marker_ids: Sequence[int] = (), b_first: bool = False):
         if seq_len < len(prefix_ids) + len(pair_marker_ids) + 2:
             raise ValueError(f"seq_len={seq_len} leaves no room for text after the {len(prefix_ids)}-token prefix")
         if not label_ids or any(len(ids) == 0 for ids in label_ids):
@@ -148,7 +163,7 @@ class TextToText:
         if len({tuple(ids) for ids in label_ids}) != len(label_ids):
             raise ValueError("two label names encode to the same tokens; text-to-text cannot tell them apart")
         self.specials, self.seq_len, self.prefix_ids = specials, seq_len, list(prefix_ids)
-        self.pair_marker_ids = list(pair_marker_ids)
+        self.pair_marker_ids, self.b_first = list(pair_marker_ids), b_first
         self.targets_len = max(len(ids) for ids in label_ids) + 1
         targets, target_segments = _rows([[*ids, specials.eos] for ids in label_ids], self.targets_len)
         self._targets = targets  # (K, Ld): label name + EOS, per class.
@@ -166,8 +181,9 @@ class TextToText:
         room = self.seq_len - len(self.prefix_ids) - 1
         if token_ids_b is None:
             rows = [[*self.prefix_ids, *ids[:room], self.specials.eos] for ids in token_ids]
-        else:  # `prefix A marker B </s>`, e.g. "rte sentence1: A sentence2: B </s>"
-            pairs = [truncate_pair(a, b, room - len(self.pair_marker_ids)) for a, b in zip(token_ids, token_ids_b,
+        else:  # `prefix A marker B </s>`, e.g. "rte sentence1: A sentence2: B </s>"; b_first: `prefix B marker A`.
+            firsts, seconds = (token_ids_b, token_ids) if self.b_first else (token_ids, token_ids_b)
+            pairs = [truncate_pair(a, b, room - len(self.pair_marker_ids)) for a, b in zip(firsts, seconds,
                                                                                           strict=True)]
             rows = [[*self.prefix_ids, *a, *self.pair_marker_ids, *b, self.specials.eos] for a, b in pairs]
         encoder_inputs, encoder_segment_ids = _rows(rows, self.seq_len)
@@ -182,17 +198,24 @@ class TextToText:
         }
 
     def scores(self, model: nnx.Module, batch: ModelBatch) -> jax.Array:
-        """(B, K): log-likelihood of each label name (+ EOS) as the decoder's output."""
-        encoded = model.encode(batch)
-        rows = batch["encoder_inputs"].shape[0]
-        columns = []
-        for k in range(len(self._targets)):  # K decoder passes over one encoding; K is small.
-            candidate = {
-                "decoder_inputs": jnp.broadcast_to(self._decoder_inputs[k], (rows, self.targets_len)),
-                "decoder_segment_ids": jnp.broadcast_to(self._decoder_segment_ids[k], (rows, self.targets_len)),
-                "encoder_segment_ids": batch["encoder_segment_ids"],
-            }
-            log_probs = jax.nn.log_softmax(model.decode(candidate, encoded), axis=-1)  # (B, Ld, V)
-            target_log_probs = jnp.take_along_axis(log_probs, jnp.asarray(self._targets[k])[None, :, None], axis=-1)
-            columns.append(jnp.sum(target_log_probs[..., 0] * self._target_weights[k], axis=-1))
-        return jnp.stack(columns, axis=-1)
+        """(B, K): log-likelihood of each label name (+ EOS) as the decoder's output.
+
+        One decoder pass over K * B rows (row k * B + b: candidate k for example b) reading one encoding,
+        so the compiled graph does not grow with K (STS-B's 26 score strings).
+        """
+        encoded = model.encode(batch)  # (B, Le, D)
+        rows, num_labels = batch["encoder_inputs"].shape[0], len(self._targets)
+
+        def tiled(per_label: np.ndarray) -> jax.Array:  # (K, Ld) -> (K * B, Ld)
+            return jnp.repeat(jnp.asarray(per_label), rows, axis=0)
+
+        candidates = {
+            "decoder_inputs": tiled(self._decoder_inputs),
+            "decoder_segment_ids": tiled(self._decoder_segment_ids),
+            "encoder_segment_ids": jnp.tile(batch["encoder_segment_ids"], (num_labels, 1)),
+        }
+        log_probs = jax.nn.log_softmax(model.decode(candidates, jnp.tile(encoded, (num_labels, 1, 1))), axis=-1)
+        targets = tiled(self._targets)  # (K * B, Ld)
+        target_log_probs = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+        sums = jnp.sum(target_log_probs * tiled(self._target_weights), axis=-1)  # (K * B,)
+        return sums.reshape(num_labels, rows).T

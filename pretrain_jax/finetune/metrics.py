@@ -1,4 +1,4 @@
-"""Classification metrics on the host: accuracy, per-class F1, macro-F1, confusion matrix.
+"""Classification metrics on the host: accuracy, per-class F1, macro-F1, Matthews correlation, confusion matrix.
 
     labels      [0 0 1 1 2 2]
     predictions [0 1 1 1 2 0]
@@ -33,8 +33,24 @@ def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> f
     return float(np.nanmean(scores)) if np.isfinite(scores).any() else 0.0
 
 
+def matthews_correlation(matrix: np.ndarray) -> float:
+    """Matthews correlation of a confusion matrix (CoLA's GLUE score), in its multi-class form:
+
+        (c s - sum_k p_k t_k) / sqrt((s^2 - sum_k p_k^2) (s^2 - sum_k t_k^2))
+
+    with c correct, s examples, p_k predicted and t_k true counts of class k; 0 when either factor of
+    the denominator is (every prediction, or every label, is one class). Written out: numpy has no MCC
+    and scikit-learn would be a dependency for five lines.
+    """
+    matrix = matrix.astype(np.float64)
+    correct, total = np.trace(matrix), matrix.sum()
+    predicted, true = matrix.sum(axis=0), matrix.sum(axis=1)
+    denominator = np.sqrt((total**2 - predicted @ predicted) * (total**2 - true @ true))
+    return float((correct * total - predicted @ true) / denominator) if denominator > 0 else 0.0
+
+
 def classification_report(labels: np.ndarray, predictions: np.ndarray, label_names) -> dict:
-    """accuracy, macro_f1, per-class F1 by name, confusion matrix, and the majority-class baseline."""
+    """accuracy, macro_f1, mcc, per-class F1 by name, confusion matrix, and the majority-class baseline."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     num_classes = len(label_names)
     matrix = confusion_matrix(labels, predictions, num_classes)
@@ -43,6 +59,7 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray, label_nam
     return {
         "accuracy": float(np.mean(labels == predictions)),
         "macro_f1": macro_f1(labels, predictions, num_classes),
+        "mcc": matthews_correlation(matrix),
         "per_class_f1": {name: (None if np.isnan(s) else float(s)) for name, s in zip(label_names, scores,
                                                                                    strict=True)},
         "confusion_matrix": matrix.tolist(),

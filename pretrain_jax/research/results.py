@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 METRICS_FILE = "metrics.jsonl"
+DOWNSTREAM_DIR = "downstream"  # A sweep's fine-tuning suite of a run (research/sweeps.py Downstream).
 _NOT_METRICS = ("split", "step", "time", "eval_batches")
 
 
@@ -131,6 +132,7 @@ def run_result(name: str, group: str, seed: int, overrides: Mapping[str, Any], w
     metrics = {} if record is None else {
         k: float(v) for k, v in record.items() if k not in _NOT_METRICS and isinstance(v, int | float)
     }
+    metrics.update(downstream_scores(workdir))
     params, non_embedding = param_counts(config.model, config.tokenizer.vocab_size)
     return RunResult(
         name, group, seed, dict(overrides), workdir,
@@ -138,6 +140,29 @@ def run_result(name: str, group: str, seed: int, overrides: Mapping[str, Any], w
         step=None if record is None else int(record["step"]),
         params=params, non_embedding_params=non_embedding, tokens=tokens(config), metrics=metrics,
     )
+
+
+def downstream_summary(workdir: str) -> dict | None:
+    """The suite summary (finetune/suite.py results.json) of WORKDIR/downstream, or None."""
+    path = os.path.join(workdir, DOWNSTREAM_DIR, "results.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def downstream_finished(workdir: str) -> bool:
+    summary = downstream_summary(workdir)
+    return summary is not None and summary["complete"]
+
+
+def downstream_scores(workdir: str) -> dict[str, float]:
+    """`downstream_<task>` (median over seeds) and `downstream_average` of a complete suite, x 100; else {}."""
+    summary = downstream_summary(workdir)
+    if summary is None or not summary["complete"]:
+        return {}
+    scores = {f"downstream_{row['task']}": row["median"] for row in summary["tasks"]}
+    return {**scores, "downstream_average": summary["average"]}
 
 
 def read_workdir(workdir: str) -> RunResult | None:

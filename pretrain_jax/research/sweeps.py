@@ -21,7 +21,8 @@ ROOT/<name>; the group of a run is its name without the seed (`clm-steps200`). O
 order fixed, axes (first to last), seed; a later one wins. Every run's config is built and validated
 before the first run starts. The trainer writes each run's full config to ROOT/<name>/config.json,
 so each run can be repeated from it alone. `Sweep(..., scaling=True)` also fits scaling laws to the
-finished runs (research/scaling_report.py).
+finished runs (research/scaling_report.py); `Sweep(..., downstream=Downstream("glue"))` fine-tunes a
+suite from every finished run (finetune/suite.py), and its scores join the run's metrics.
 
     pretrain-jax sweep --sweep=configs/sweeps/objectives_tiny.py --workdir=/tmp/objectives
     pretrain-jax sweep --sweep=configs/sweeps/objectives_tiny.py --workdir=/tmp/objectives --print_commands
@@ -39,7 +40,6 @@ import importlib.util
 import itertools
 import os
 import re
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -47,10 +47,10 @@ from typing import Any, TextIO
 import ml_collections
 from absl import logging
 
+from pretrain_jax import config_files
 from pretrain_jax.research import results
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.+=-]+$")
-_VALUE_TYPES = (bool, int, float, str, tuple)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +73,20 @@ def axis(key: str, values: Sequence[Any], *, label: str | None = None) -> tuple[
 
 
 @dataclasses.dataclass(frozen=True)
+class Downstream:
+    """A fine-tuning suite run on every finished run of a sweep (finetune/suite.py), in ROOT/<run>/downstream.
+
+    Its per-task medians and average join the run's metrics as `downstream_<task>` and
+    `downstream_average` (x 100), so an ablation row carries its downstream scores; add them to
+    Sweep.metrics to show them in results.md.
+    """
+
+    suite: str  # glue, superglue, or a suite file.
+    config: str = "configs/finetune/classify.py"  # The fine-tuning config file[:arg].
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # init_from is set to the run.
+
+
+@dataclasses.dataclass(frozen=True)
 class Sweep:
     config: str  # Base config file[:arg], relative to the directory the sweep is run from.
     axes: Sequence[Sequence[Choice]] = ()  # Their product gives the runs (before seeds).
@@ -80,6 +94,7 @@ class Sweep:
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # Overrides for every run.
     metrics: Sequence[str] = ("loss", "accuracy")  # Final eval metrics shown in results.md.
     scaling: bool = False  # Also fit scaling laws to the finished runs (research/scaling_report.py).
+    downstream: Downstream | None = None  # Also fine-tune a suite from every finished run.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,22 +107,19 @@ class Run:
 
     def config(self) -> ml_collections.ConfigDict:
         """The run's full config: the base config file with the overrides, locked as `train` gets it."""
-        return build_config(self.config_file, self.overrides)
+        return config_files.build_config(self.config_file, self.overrides)
 
     def workdir(self, root: str) -> str:
         return os.path.join(root, self.name)
 
     def train_command(self, root: str) -> str:
         """The equivalent `pretrain-jax train` command line (shell-quoted)."""
-        args = ["pretrain-jax", "train", f"--config={self.config_file}"]
-        args += [f"--config.{key}={_flag_value(value)}" for key, value in self.overrides.items()]
-        args.append(f"--workdir={self.workdir(root)}")
-        return " ".join(shlex.quote(a) for a in args)
+        return config_files.command_line(["train"], self.config_file, self.overrides, self.workdir(root))
 
 
 def load_sweep(path: str) -> Sweep:
     """Imports a sweep file and returns its `get_sweep()`."""
-    sweep = _load_module(path, "get_sweep").get_sweep()
+    sweep = config_files.load_module(path, "get_sweep").get_sweep()
     if not isinstance(sweep, Sweep):
         raise TypeError(f"{path}: get_sweep() returned {type(sweep).__name__}, expected a research.sweeps.Sweep")
     return sweep
@@ -143,27 +155,6 @@ def expand(sweep: Sweep) -> list[Run]:
     return runs
 
 
-def build_config(config_file: str, overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
-    """Loads `path[:arg]` like --config does, locks it, and applies dotted-key overrides."""
-    path, _, arg = config_file.partition(":")
-    module = _load_module(path, "get_config")
-    config = module.get_config(arg) if arg else module.get_config()
-    config.lock()
-    for key, value in overrides.items():
-        if not isinstance(value, _VALUE_TYPES):
-            raise TypeError(f"override {key}={value!r}: values must be bool, int, float, str or tuple")
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                raise KeyError(f"override {key!r}: {config_file} has no config section {part!r}")
-            node = node[part]
-        if leaf not in node:
-            raise KeyError(f"override {key!r}: {config_file} has no config key {leaf!r}")
-        node[leaf] = value
-    return config
-
-
 def validate_runs(runs: Sequence[Run]) -> None:
     """Builds and validates every run's config, so a bad run fails before any training starts."""
     from pretrain_jax import config_validation
@@ -185,28 +176,55 @@ def run_sweep(sweep: Sweep, root: str, *, print_commands: bool = False, out: Tex
     runs = expand(sweep)
     validate_runs(runs)
     pending = [r for r in runs if not results.is_finished(r.workdir(root), r.config())]
+    downstream_pending = [r for r in runs if sweep.downstream and not results.downstream_finished(r.workdir(root))]
     if print_commands:
         for run in pending:
             out.write(run.train_command(root) + "\n")
-        logging.info("%d of %d runs finished; printed %d commands", len(runs) - len(pending), len(runs), len(pending))
+        for run in downstream_pending:  # After the run's training: evaluate reads its checkpoint.
+            out.write(_evaluate_command(sweep.downstream, run.workdir(root)) + "\n")
+        logging.info("%d of %d runs finished; printed %d commands", len(runs) - len(pending), len(runs),
+                     len(pending) + len(downstream_pending))
         return []
     logging.info("sweep of %d runs in %s: %d finished, %d to train", len(runs), root, len(runs) - len(pending),
                  len(pending))
     from pretrain_jax import train
 
+    stopped = False
     for index, run in enumerate(pending):
         logging.info("sweep run %d/%d: %s", index + 1, len(pending), run.name)
         config = run.config()
         train.run(config, run.workdir(root))
         if not results.is_finished(run.workdir(root), config):
             logging.warning("run %s stopped before its last step; run the sweep command again to continue", run.name)
+            stopped = True
             break
         if index + 1 < len(pending):  # The table after the last run is written below.
             write_results(sweep, runs, root)
+    for run in [] if stopped else downstream_pending:  # A stopped sweep starts nothing new.
+        if results.is_finished(run.workdir(root), run.config()):
+            _run_downstream(sweep.downstream, run.workdir(root))
     group_rows = write_results(sweep, runs, root)
     if sweep.scaling:
         _scaling_report(root)
     return group_rows
+
+
+def _downstream_overrides(downstream: Downstream, workdir: str) -> dict[str, Any]:
+    return {**downstream.overrides, "init_from": workdir}
+
+
+def _run_downstream(downstream: Downstream, workdir: str) -> None:
+    from pretrain_jax.finetune import suite
+
+    logging.info("downstream suite %s from %s", downstream.suite, workdir)
+    suite.run_suite(suite.load_suite(downstream.suite), downstream.config, _downstream_overrides(downstream, workdir),
+                    os.path.join(workdir, results.DOWNSTREAM_DIR))
+
+
+def _evaluate_command(downstream: Downstream, workdir: str) -> str:
+    return config_files.command_line(["evaluate", f"--suite={downstream.suite}"], downstream.config,
+                                     _downstream_overrides(downstream, workdir),
+                                     os.path.join(workdir, results.DOWNSTREAM_DIR))
 
 
 def write_results(sweep: Sweep, runs: Sequence[Run], root: str) -> list[dict]:
@@ -255,30 +273,9 @@ def main(sweep_path: str, root: str, *, print_commands: bool = False) -> None:
             print(f.read())
 
 
-def _load_module(path: str, function: str):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found (paths are relative to {os.getcwd()})")
-    name = "_pretrain_jax_loaded_" + re.sub(r"\W", "_", os.path.abspath(path))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, function):
-        raise AttributeError(f"{path} defines no {function}()")
-    return module
-
-
 def _label_value(value: Any) -> str:
     """0.001 -> "0.001", 1e-05 -> "1e-05", (3.0, 8.0) -> "3.0_8.0", "a b" -> "ab"."""
     if isinstance(value, tuple):
         return "_".join(_label_value(v) for v in value)
     text = repr(value) if isinstance(value, float) else str(value)
     return re.sub(r"[^A-Za-z0-9_.+=-]", "", text)
-
-
-def _flag_value(value: Any) -> str:
-    """A value as ml_collections' config_flags parses it back (tuples as '(a, b)')."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return repr(tuple(value))
-    return str(value)

@@ -7,11 +7,11 @@ parameters on the same eval batches (same masks: the eval step's randomness is f
 index). This is what the README's "trains" status means.
 """
 
-import glob
 import importlib
 import os
 
 import pytest
+from tiny_configs import tiny_config_names
 
 from pretrain_jax import evaluation, experiment, train
 from pretrain_jax.data import corpus, pipeline
@@ -21,18 +21,6 @@ from pretrain_jax.objectives import registered_names
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VOCAB_SIZE, NUM_SENTINELS = 512, 16  # 16 sentinels: UL2's (3, 50%) denoiser needs 11 at 64 tokens.
 SEQ_LEN, NUM_STEPS = 64, 30
-
-
-def tiny_config_names() -> list[str]:
-    """configs/*.py files whose get_config("tiny") is a variant of their default (base.py is not), except the
-    skip-gram baseline's (it has a `baseline` section and pre-trains no transformer)."""
-    names = []
-    for path in sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))):
-        module = importlib.import_module(f"configs.{os.path.basename(path)[:-3]}")
-        get_config = getattr(module, "get_config", None)
-        if get_config is not None and get_config("tiny") != get_config() and "baseline" not in get_config():
-            names.append(module.__name__.split(".")[-1])
-    return names
 
 
 TINY_CONFIGS = tiny_config_names()

@@ -1,37 +1,17 @@
-"""Tiny pre-trained workdirs and a synthetic, learnable classification task (imported by tests/finetune/*)."""
+"""Tiny pre-trained workdirs, and the synthetic tasks of finetune/toy_tasks.py as files (for tests/finetune/*)."""
 
-import json
 import os
 
-import numpy as np
 from tiny_configs import tiny_bert_config
 
 from configs.finetune import classify
 from pretrain_jax import experiment, train
+from pretrain_jax.finetune import toy_tasks
 
-KEYWORD = "function"
-FILLERS = ("the", "list", "value", "object", "string", "file", "module", "returns", "number", "method", "class",
-           "data", "type", "name", "error", "module", "line", "default")
-LABELS = ("absent", "present")
-
-
-def keyword_examples(n: int, seed: int, words: int = 6) -> list[dict]:
-    """n texts of `words` common words; label "present" iff KEYWORD is one of them (half the texts)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        text = list(rng.choice(FILLERS, words))
-        present = i % 2 == 1
-        if present:
-            text[rng.integers(words)] = KEYWORD
-        rows.append({"text": " ".join(text), "label": LABELS[present]})
-    return rows
-
-
-def write_jsonl(path: str, rows: list[dict]) -> str:
-    with open(path, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-    return path
+KEYWORD, LABELS = toy_tasks.KEYWORD, toy_tasks.KEYWORD_LABELS
+PAIR_LABELS = toy_tasks.PAIR_LABELS
+keyword_examples, write_jsonl = toy_tasks.keyword_examples, toy_tasks.write_jsonl
+pair_examples, score_examples = toy_tasks.same_word_examples, toy_tasks.distance_examples
 
 
 def keyword_task_files(directory: str, num_train: int = 128, num_test: int = 64) -> tuple[str, str]:

@@ -27,7 +27,7 @@ def requested_splits(monkeypatch):
         calls.append((name, split))
         return real(name, split=split, **kwargs)
 
-    monkeypatch.setattr(datasets.tfds, "data_source", recording)
+    monkeypatch.setattr(tfds, "data_source", recording)
     return calls
 
 
@@ -205,13 +205,40 @@ def test_local_files_read_sentence_pairs(tmp_path):
     assert datasets.load_dataset(config).train.texts_b is None
 
 
-@pytest.mark.parametrize("name, split, fields", [
-    ("glue/rte", "validation", ("sentence1", "sentence2")),
-    ("glue/mnli", "validation_matched", ("premise", "hypothesis")),
+@pytest.mark.parametrize("name, split, fields, b_first", [
+    ("glue/rte", "validation", ("sentence1", "sentence2"), False),
+    # T5 writes GLUE's fields in alphabetical order: "mnli hypothesis: ... premise: ...".
+    ("glue/mnli", "validation_matched", ("premise", "hypothesis"), True),
+    ("glue/stsb", "validation", ("sentence1", "sentence2"), False),
 ])
-def test_glue_pairs_read_both_texts(requested_splits, name, split, fields):
+def test_glue_pairs_read_both_texts(requested_splits, name, split, fields, b_first):
     with tfds.testing.mock_data(num_examples=6):
         data = datasets.load_dataset(data_config(dataset=name))
     assert requested_splits == [(name, "train"), (name, split)]
     assert data.pair_names == fields and len(data.train.texts_b) == len(data.train.texts) == 6
+    assert data.text_to_text_b_first == b_first
+    if name == "glue/stsb":  # A score per pair, no classes.
+        assert data.kind == "regression" and data.label_names == () and data.train.labels.dtype == np.float32
+    else:
+        assert data.kind == "classification" and data.train.labels.dtype == np.int32
     assert all(isinstance(t, str) and t.strip() for t in data.train.texts_b)
+
+
+def test_regression_files_read_scores_and_reject_words(tmp_path):
+    path = str(tmp_path / "scores.csv")
+    with open(path, "w") as f:
+        f.write("a,b,score\nx,y,3.8\nz,w,0\n")
+    config = data_config(dataset="files", train_file=path, test_file=path, text_keys="a", text_b_keys="b",
+                         label_key="score", task="regression")
+    data = datasets.load_dataset(config)
+    assert data.kind == "regression" and data.label_names == ()
+    np.testing.assert_array_equal(data.train.labels, np.asarray([3.8, 0.0], np.float32))
+    # A regression subset has no classes to keep: a seeded, nested prefix of one permutation.
+    small, large = (datasets.stratified_subset(np.arange(10.0), n, seed=3) for n in (3, 6))
+    assert len(small) == 3 and set(small) <= set(large)
+    with open(path, "a") as f:
+        f.write("u,v,high\n")
+    with pytest.raises(ValueError, match=r"scores.csv: example 3 has label 'high', not a number"):
+        datasets.load_dataset(config)
+    with pytest.raises(ValueError, match=r"task='ranking': use 'auto' or one of"):
+        datasets.load_dataset(data_config(dataset="files", task="ranking"))

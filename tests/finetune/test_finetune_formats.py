@@ -57,6 +57,18 @@ def test_sentence_pair_layouts():
     batch = fmt.batch(a, labels, weights, b)
     np.testing.assert_array_equal(batch["encoder_inputs"], [[80, 81, 17, 52, 9, 90, 60, 61, 1],
                                                             [80, 81, 21, 90, 62, 63, 64, 65, 1]])
+    # b_first (T5's "mnli hypothesis: B premise: A"): B, the marker, then A (each row's 5 tokens fit).
+    fmt = formats.TextToText(SPECIALS, 9, prefix_ids=[80, 81], label_ids=[[40], [41]], pair_marker_ids=[90],
+                             b_first=True)
+    np.testing.assert_array_equal(fmt.batch(a, labels, weights, b)["encoder_inputs"],
+                                  [[80, 81, 60, 61, 90, 17, 52, 9, 1], [80, 81, 62, 63, 64, 65, 90, 21, 1]])
+
+
+def test_regression_targets_are_float_scores_on_a_pooled_head():
+    batch = formats.PooledClassifier("cls", SPECIALS, 4).batch([[17], [21]], np.asarray([3.8, 0.25], np.float32),
+                                                               np.ones(2))
+    assert batch["targets"]["cls"].ids.dtype == np.float32
+    np.testing.assert_array_equal(batch["targets"]["cls"].ids, np.asarray([3.8, 0.25], np.float32))
 
 
 def text_to_text(seq_len=6):
@@ -75,7 +87,8 @@ def test_text_to_text_layout():
 
 
 def test_text_to_text_scores_are_label_log_likelihoods():
-    """Rank scores (one encoding, K decoder passes) equal each label's summed log-probs from a full forward."""
+    """Rank scores (one encoding, one decoder pass over the K candidates) equal each label's summed
+    log-probs from a full forward."""
     c = get_config().model
     c.family, c.num_layers, c.d_model, c.num_heads, c.d_ff = "encoder_decoder", 2, 32, 4, 64
     with nnx.use_eager_sharding(False):  # Shapes only, then random values (no op-by-op init: seconds).

@@ -39,3 +39,13 @@ def test_report_has_accuracy_per_class_f1_and_the_majority_baseline():
     assert report["num_test_examples"] == 6
     absent = metrics.classification_report(np.asarray([0, 1]), np.asarray([0, 1]), ("a", "b", "c"))
     assert absent["per_class_f1"]["c"] is None and absent["macro_f1"] == 1.0
+
+
+def test_matthews_correlation_by_hand():
+    # Binary, labels [1 1 0 0], predictions [1 0 0 0]: TP 1, FN 1, TN 2, FP 0, so
+    # (TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = 2 / sqrt(1 * 2 * 2 * 3) = 0.57735.
+    matrix = metrics.confusion_matrix(np.asarray([1, 1, 0, 0]), np.asarray([1, 0, 0, 0]), 2)
+    assert metrics.matthews_correlation(matrix) == pytest.approx(2 / np.sqrt(12))
+    # Perfect three-class predictions: 1; every prediction one class: 0 (no correlation defined).
+    assert metrics.matthews_correlation(np.diag([3, 1, 2])) == pytest.approx(1.0)
+    assert metrics.matthews_correlation(np.asarray([[2, 0], [3, 0]])) == 0.0

@@ -87,7 +87,7 @@ def test_decoder_pools_the_last_token_through_the_cli(decoder_workdir, keyword_t
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     with open(os.path.join(workdir, "results.json")) as f:
         results = json.load(f)
-    assert printed == {k: results[k] for k in ("accuracy", "macro_f1", "num_train_examples", "steps")}
+    assert printed == {k: results[k] for k in ("score", "accuracy", "macro_f1", "num_train_examples", "steps")}
     check_results(results, workdir, "decoder", min_accuracy=0.75)
     assert results["steps"] == 40 and results["init"] == "scratch" and results["pretrain_step"] is None
 

@@ -3,9 +3,10 @@ F1 under its normalisation, and entity-level F1 (CoNLL-2003) with partial matche
 
 import math
 
+import numpy as np
 import pytest
 
-from pretrain_jax.finetune import entity_metrics, regression_metrics, squad_metrics
+from pretrain_jax.finetune import entity_metrics, regression_metrics, squad_metrics, tasks
 
 
 def test_pearson_and_spearman_by_hand():
@@ -58,3 +59,32 @@ def test_entity_f1_counts_only_whole_spans_of_the_right_type():
     assert both["f1"] == pytest.approx(0.5) and both["num_test_examples"] == 2
     with pytest.raises(ValueError, match="one predicted tag per word"):
         entity_metrics.entity_report([["O", "O"]], [["O"]])
+
+
+def test_regression_task_uses_t5s_score_strings():
+    # Labels in [1.3, 4.9] with step 0.2: the grid runs from floor(1.3 / 0.2) * 0.2 = 1.2 to
+    # ceil(4.9 / 0.2) * 0.2 = 5.0, 20 values, written with one decimal as T5 writes STS-B.
+    task = tasks.Regression.from_labels(np.asarray([1.3, 4.9, 2.0]))
+    assert task.count == 20 and task.label_names[:3] == ("1.2", "1.4", "1.6") and task.label_names[-1] == "5.0"
+    # Nearest string: 1.3 -> 1.2 or 1.4 (a tie up to float rounding), 3.85 -> 3.8 or 4.0, 4.95 -> 5.0;
+    # 4.51 -> 4.6 (index 17: (4.6 - 1.2) / 0.2), 9.0 -> clipped to the last, 5.0.
+    np.testing.assert_array_equal(task.targets(np.asarray([4.51, 9.0, 1.2]), text_to_text=True), [17, 19, 0])
+    assert task.targets(np.asarray([4.51]), text_to_text=False).dtype == np.float32
+    scores = np.asarray([[0.0] * 19 + [1.0], [1.0] + [0.0] * 19])  # Best strings: "5.0", "1.2".
+    np.testing.assert_allclose(task.decode(scores, text_to_text=True), [5.0, 1.2], rtol=1e-6)
+    np.testing.assert_allclose(task.decode(np.asarray([[2.5], [0.5]]), text_to_text=False), [2.5, 0.5])
+    assert tasks.from_json(task.to_json()) == task
+    # STS-B's own range: 0.0, 0.2, ..., 5.0 is 26 strings.
+    assert tasks.Regression.from_labels(np.asarray([0.0, 5.0])).count == 26
+    with pytest.raises(ValueError, match="raise regression_step"):
+        tasks.Regression.from_labels(np.asarray([0.0, 100.0])).check_text_to_text()
+
+
+def test_task_scores_are_the_glue_scores():
+    # Classification: accuracy (3 of 4). Regression: the mean of Pearson and Spearman; predictions half
+    # the labels are a line through the origin and in the same order, so both are 1.
+    task = tasks.Classification(("no", "yes"))
+    assert task.report(np.asarray([0, 1, 1, 0]), np.asarray([0, 1, 0, 0]))["score"] == 0.75
+    assert tasks.from_json(task.to_json()) == task
+    report = tasks.Regression(0.0, 0.2, 26).report(np.asarray([1.0, 2.0, 4.0]), np.asarray([0.5, 1.0, 2.0]))
+    assert report["score"] == pytest.approx(1.0) and report["score_name"] == "pearson_spearman"

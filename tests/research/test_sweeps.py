@@ -13,12 +13,13 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+from pretrain_jax import config_files
 from pretrain_jax.research import results, sweeps
 from pretrain_jax.research.sweeps import Sweep, axis, choice
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = os.path.join(REPO, "configs", "bert_mlm.py") + ":tiny"
-TINY = sweeps.build_config(BASE, {})
+TINY = config_files.build_config(BASE, {})
 LAST_STEP = TINY.train.num_steps  # A run whose last eval is at this step is finished.
 
 OBJECTIVES = (
@@ -77,7 +78,7 @@ def test_bad_sweeps_fail_before_training():
     with pytest.raises(ValueError, match="duplicates"):
         sweeps.expand(make_sweep(seeds=(1, 1)))
     with pytest.raises(KeyError, match="d_modle"):
-        sweeps.build_config(BASE, {"model.d_modle": 3})
+        config_files.build_config(BASE, {"model.d_modle": 3})
     wrong_family = make_sweep(axes=((choice("clm", {"objective.name": "causal_lm"}),),), seeds=(0,))
     with pytest.raises(ValueError, match="clm-seed0.*model.family"):
         sweeps.validate_runs(sweeps.expand(wrong_family))
@@ -227,3 +228,47 @@ def test_scaling_sweep_with_too_few_runs_warns_instead_of_failing(tmp_path, monk
     rows = sweeps.run_sweep(sweep, str(tmp_path))
     assert [row["runs"] for row in rows] == [1, 1]
     assert (tmp_path / "results.md").exists() and not (tmp_path / "scaling.json").exists()
+
+
+def test_downstream_suite_scores_join_each_runs_row(tmp_path, monkeypatch, capsys):
+    """Each finished pre-training run is fine-tuned on the suite from its own workdir; the medians over
+    fine-tuning seeds become the run's downstream_* metrics, averaged over pre-training seeds per group."""
+    from pretrain_jax import train
+    from pretrain_jax.finetune import classification
+
+    def fake_train(config, workdir):
+        write_eval(workdir, config.train.num_steps, loss=1.0)
+
+    fine_tuned = []
+
+    def fake_finetune(config, workdir):  # accuracy 0.6 from pre-training seed 0, 0.8 from seed 1, + 0.01 * ft seed
+        fine_tuned.append((os.path.basename(config.init_from), config.dataset, config.seed))
+        accuracy = (0.6 if config.init_from.endswith("seed0") else 0.8) + 0.01 * config.seed
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "results.json"), "w") as f:
+            json.dump({"accuracy": accuracy, "macro_f1": accuracy, "score": accuracy}, f)
+        return {}
+
+    monkeypatch.setattr(train, "run", fake_train)
+    monkeypatch.setattr(classification, "run", fake_finetune)
+    downstream = sweeps.Downstream("superglue", os.path.join(REPO, "configs", "finetune", "classify.py"),
+                                   {"num_steps": 5})
+    sweep = make_sweep(axes=(OBJECTIVES[:1],), seeds=(0, 1), downstream=downstream,
+                       metrics=("loss", "downstream_average"))
+    root = str(tmp_path)
+    sweeps.run_sweep(sweep, root, print_commands=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("pretrain-jax evaluate --suite=superglue --config=")
+    assert f"--config.init_from={os.path.join(root, 'mlm-seed0')}" in lines[2]
+    (row,) = sweeps.run_sweep(sweep, root)
+    # superglue: boolq and cb, 10 fine-tuning seeds each, from both pre-training runs.
+    assert len(fine_tuned) == 2 * 2 * 10 and ("mlm-seed1", "super_glue/cb", 9) in fine_tuned
+    # Median over fine-tuning seeds 0..9 of acc + 0.01 seed: acc + 0.045, x 100; then the mean over runs.
+    assert row["downstream_boolq_mean"] == pytest.approx(100 * (0.7 + 0.045))
+    assert row["downstream_average_mean"] == pytest.approx(100 * (0.7 + 0.045))
+    assert row["downstream_average_std"] == pytest.approx(100 * np.std([0.6, 0.8], ddof=1))
+    with open(os.path.join(root, "results.md")) as f:
+        assert "downstream_average" in f.read()
+    fine_tuned.clear()
+    sweeps.run_sweep(sweep, root)
+    assert fine_tuned == []  # Every suite finished: nothing runs again.

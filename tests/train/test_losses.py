@@ -34,6 +34,16 @@ def test_head_sums_weight_loss_and_accuracy():
     assert float(sums["mlm"].correct) == 1.0 and float(sums["mlm"].weight) == 4.0
 
 
+def test_float_targets_are_scored_by_squared_error():
+    # A regression head: one output per row. (2.5 - 3)^2 * 1 + (0 - -1)^2 * 2 = 0.25 + 2 = 2.25; nothing is
+    # "correct" (no classes), the weights add to 3.
+    logits = jnp.array([[2.5], [0.0]])
+    batch = {"targets": {"cls": Targets(jnp.array([3.0, -1.0]), jnp.array([1.0, 2.0]))}}
+    sums = losses.head_sums(ModelOutput({"cls": logits}, {}), batch)
+    np.testing.assert_allclose(sums["cls"].loss, 2.25, rtol=1e-6)
+    assert float(sums["cls"].correct) == 0.0 and float(sums["cls"].weight) == 3.0
+
+
 def test_loss_and_sums_weights_heads_and_normalises_by_the_right_denominator():
     # Two-class logits that are equal: every position's cross-entropy is ln 2. Head "a" is scored against
     # the batch (weights 1 and 3: loss sum 4 ln2, weight 4); head "b" against the model's own targets

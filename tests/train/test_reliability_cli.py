@@ -241,10 +241,11 @@ def test_usage_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys):
     code, line = one_line(capsys, "eval", lambda: run_command(monkeypatch, "eval", str(tmp_path), eval_batches=0))
     assert code == 2 and "--eval_batches=0 must be >= 1" in line
     with pytest.raises(SystemExit) as exit_info:
-        run_command(monkeypatch, "evaluate", str(tmp_path))
+        run_command(monkeypatch, "evalute", str(tmp_path))
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == ("pretrain-jax: unknown command 'evaluate'; use one of train, eval,"
-                                               " fill-mask, generate, finetune, baseline, sweep (pretrain-jax --help)")
+    assert capsys.readouterr().err.strip() == ("pretrain-jax: unknown command 'evalute'; use one of train, eval,"
+                                               " fill-mask, generate, finetune, predict, evaluate, baseline, sweep"
+                                               " (pretrain-jax --help)")
 
 
 # ---- 5. the tokenizer is fingerprinted ------------------------------------------------------------
@@ -346,14 +347,15 @@ def test_an_empty_validation_split_of_local_files_writes_nothing(tmp_path, monke
 def test_a_tfds_name_whose_builder_needs_tensorflow_says_so(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tensorflow_datasets")
     if importlib.util.find_spec("tensorflow") is not None:
-        pytest.skip("with TensorFlow installed, c4 registers")
+        pytest.skip("with TensorFlow installed, super_glue's builder imports")
     workdir = str(tmp_path / "run")
-    config = tiny_bert_config(**{"data.source": "tfds", "data.tfds_name": "c4/en:3.1.0",
+    # super_glue's builder module imports TensorFlow (glue's and c4's do not: they register without it).
+    config = tiny_bert_config(**{"data.source": "tfds", "data.tfds_name": "super_glue/boolq",
                                  "data.tfds_data_dir": str(tmp_path / "tfds")})
     code, line = one_line(capsys, "train", lambda: run_command(monkeypatch, "train", workdir, config))
-    assert (code, line) == (1, "pretrain-jax train: TFDS dataset 'c4/en:3.1.0' exists, but its builder needs"
+    assert (code, line) == (1, "pretrain-jax train: TFDS dataset 'super_glue/boolq' exists, but its builder needs"
                                " TensorFlow, which is not installed, and no prepared copy is in"
-                               f" {tmp_path / 'tfds'}: prepare one where TensorFlow is (`tfds build c4"
+                               f" {tmp_path / 'tfds'}: prepare one where TensorFlow is (`tfds build super_glue"
                                " --file_format=array_record --data_dir=DIR`) and set data.tfds_data_dir=DIR, or"
                                " install tensorflow-cpu")
     assert not os.path.exists(workdir)

@@ -1,0 +1,1 @@
+"""Suite files for `pretrain-jax evaluate` (pretrain_jax/finetune/suite.py describes the format)."""

@@ -41,7 +41,8 @@ COMMANDS = {
                  ["workdir", "prompt", "max_new_tokens", "temperature", "top_k", "top_p", "seed"],
                  "the workdir's own config.json",
                  'pretrain-jax generate --workdir=workdirs/gpt_tiny --prompt "The open function" --temperature=0.8'),
-    "finetune": ("fine-tune a pre-trained workdir for classification, results in the new workdir",
+    "finetune": ("fine-tune a pre-trained workdir for classification or regression; results and model in the"
+                 " new workdir",
                  ["config", "workdir"], "configs/finetune/classify.py (init_from, dataset, optim, ...)",
                  "pretrain-jax finetune --config=configs/finetune/classify.py:tiny"
                  " --config.init_from=workdirs/bert_tiny --workdir=workdirs/ft"),

@@ -142,11 +142,9 @@ def _has_trained_pooler(model: nnx.Module, pretrain_config: ml_collections.Confi
             and hasattr(model.backbone, "nsp_head"))
 
 
-def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str],
-                pair_names: tuple[str, str] | None = None, b_first: bool = False):
-    """The family's format (formats.make_format with `format_args`)."""
-    return formats.make_format(backbone_spec(config, pretrained), pretrained.tokenizer.specials,
-                               **format_args(config, pretrained, label_names, pair_names, b_first))
+def make_format(config: ml_collections.ConfigDict, pretrained: Pretrained, fmt_args: dict):
+    """The family's format, from `format_args` (what the saved model stores)."""
+    return formats.make_format(backbone_spec(config, pretrained), pretrained.tokenizer.specials, **fmt_args)
 
 
 def format_args(config: ml_collections.ConfigDict, pretrained: Pretrained, label_names: Sequence[str],
@@ -236,7 +234,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices: Sequence[ja
     task = make_task(config, data)
     pretrained = load_pretrained(config, devices)
     fmt_args = format_args(config, pretrained, task.label_names, data.pair_names, data.text_to_text_b_first)
-    fmt = formats.make_format(backbone_spec(config, pretrained), pretrained.tokenizer.specials, **fmt_args)
+    fmt = make_format(config, pretrained, fmt_args)
     if fmt.text_to_text and task.kind == "regression":
         task.check_text_to_text()
     model = build_model(config, pretrained, fmt, task.num_outputs)

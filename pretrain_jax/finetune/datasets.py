@@ -127,8 +127,8 @@ def _load_tfds(config) -> Dataset:
     if not text_keys:
         raise ValueError(f"dataset {name!r} is not one of {sorted(KNOWN_TFDS)}: set text_keys (and label_key)")
     kind = config.task if config.task != "auto" else (known.kind if known else "classification")
-    label_names = _class_names(train_source, name, label_key) if kind == "classification" else ()
     _check_field(train_source, name, label_key)
+    label_names = _class_names(train_source, name, label_key) if kind == "classification" else ()
     keys = (text_keys, text_b_keys, label_key, len(label_names))
     train = _read_source(train_source, f"{name} {train_split}", *keys)
     test = _read_source(_open_tfds(name, test_split, data_dir), f"{name} {test_split}", *keys)
@@ -154,7 +154,7 @@ def _check_field(source, name: str, label_key: str) -> None:
 
 
 def _class_names(source, name: str, label_key: str) -> tuple[str, ...]:
-    _check_field(source, name, label_key)
+    """The ClassLabel names of field `label_key`, which `_check_field` found in the dataset."""
     names = getattr(source.dataset_info.features[label_key], "names", None)
     if not names:
         raise ValueError(f"field {label_key!r} of TFDS dataset {name!r} is not a ClassLabel; pick a label field")

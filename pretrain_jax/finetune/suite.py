@@ -42,7 +42,7 @@ import numpy as np
 from absl import logging
 
 from pretrain_jax import config_files
-from pretrain_jax.finetune.classification import RESULTS_FILE
+from pretrain_jax.finetune import classification
 
 SUITE_RESULTS = "results"
 
@@ -108,7 +108,7 @@ class SuiteRun:
         return config_files.build_config(self.config_file, self.overrides)
 
     def finished(self, root: str) -> bool:
-        return os.path.exists(os.path.join(self.workdir(root), RESULTS_FILE))
+        return os.path.exists(os.path.join(self.workdir(root), classification.RESULTS_FILE))
 
     def finetune_command(self, root: str) -> str:
         return config_files.command_line(["finetune"], self.config_file, self.overrides, self.workdir(root))
@@ -143,8 +143,6 @@ def expand(suite: Suite, config_file: str, overrides: Mapping[str, Any]) -> list
 def run_suite(suite: Suite, config_file: str, overrides: Mapping[str, Any], root: str, *,
               print_commands: bool = False, out: TextIO | None = None) -> dict:
     """Fine-tunes (or prints the commands of) every unfinished run, then writes and returns the summary."""
-    from pretrain_jax.finetune import classification
-
     out = sys.stdout if out is None else out
     runs = expand(suite, config_file, overrides)
     configs = [run.config() for run in runs]  # Every run's config is built before the first run starts.
@@ -171,7 +169,7 @@ def summarize(suite: Suite, runs: list[SuiteRun], root: str, *, chart: bool = Tr
     for task in suite.tasks:
         scores = []
         for run in (r for r in runs if r.task is task and r.finished(root)):
-            with open(os.path.join(run.workdir(root), RESULTS_FILE)) as f:
+            with open(os.path.join(run.workdir(root), classification.RESULTS_FILE)) as f:
                 scores.append(100 * SCORES[task.score](json.load(f)))
         row = {"task": task.name, "score": task.score, "seeds": task.seeds, "finished": len(scores),
                "scores": scores}

@@ -52,7 +52,7 @@ def test_pretrained_loads_the_backbone_exactly_and_scratch_does_not(encoder_work
     def backbone_and_head(init: str, seed: int = 0):
         config = finetune_config(encoder_workdir, *keyword_task, init=init, seed=seed)
         pretrained = classification.load_pretrained(config)
-        fmt = classification.make_format(config, pretrained, LABELS)
+        fmt = classification.make_format(config, pretrained, classification.format_args(config, pretrained, LABELS))
         assert isinstance(fmt, formats.PooledClassifier) and fmt.pooling == "cls"
         model = classification.build_model(config, pretrained, fmt, len(LABELS))
         return (jax.device_get(nnx.state(model.backbone, nnx.Param)),
